@@ -1,0 +1,1 @@
+"""Genjin runtime: HTTP app, CLI, configuration, channels and the message pipeline."""

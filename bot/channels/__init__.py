@@ -1,0 +1,1 @@
+"""Channel adapters: platform payloads in, rendered platform messages out."""

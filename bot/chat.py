@@ -1,0 +1,118 @@
+"""``genjin chat``: be a person from the org and talk to the bot in the terminal.
+
+Each line is one message (``/voice PATH`` sends an audio file as a voice memo). Lines
+can be piped for scripting; after each line the chat waits until the message is
+processed and its replies delivered, so the output is deterministic. Everything goes
+through the same inbox → dispatcher → outbox path as WeCom and DingTalk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import func, select
+
+from bot.channels.local import LocalChannel
+from bot.context import AppContext
+from bot.inbox import accept
+from bot.messages import Inbound, Kind, Outbound
+from storage.models import InboxRow, OutboxRow, Person
+
+WAIT_SECONDS = 300.0
+
+
+class Console:
+    """Prints what the local channel delivers: replies plainly, pushes to others with →."""
+
+    def __init__(self, user: str, names: dict[str, str], out: TextIO) -> None:
+        self.user = user
+        self.names = names
+        self.out = out
+
+    def __call__(self, msg: Outbound, text: str) -> None:
+        if msg.recipient == self.user:
+            print(text, file=self.out)
+        else:
+            name = self.names.get(msg.recipient, msg.recipient)
+            body = text.replace("\n", "\n    ")
+            print(f"→ {name}: {body}", file=self.out)
+        print("", file=self.out, flush=True)
+
+
+async def _names(app: AppContext) -> dict[str, str]:
+    async with app.sessions() as session:
+        return {key: name for key, name in (await session.execute(select(Person.key, Person.name))).all()}
+
+
+def parse_line(user: str, line: str) -> Inbound | str:
+    """A chat line → an inbound message, or an error string to show."""
+    text = line.strip()
+    now = datetime.now(timezone.utc)
+    base = dict(platform="local", message_id=uuid.uuid4().hex, sender=user, conversation=user, sent_at=now)
+    if text.startswith("/voice"):
+        path = text[len("/voice") :].strip()
+        if not path:
+            return "用法：/voice 音频文件路径"
+        file = Path(path).expanduser()
+        if not file.is_file():
+            return f"找不到文件：{file}"
+        return Inbound(kind=Kind.VOICE, media=str(file.resolve()), media_format=file.suffix.lstrip(".").lower(), **base)
+    return Inbound(kind=Kind.TEXT, text=text, **base)
+
+
+async def wait_settled(app: AppContext, inbox_id: int, timeout: float = WAIT_SECONDS) -> bool:
+    """Wait until the inbox row is processed and every outbox row it produced is final."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        async with app.sessions() as session:
+            status = await session.scalar(select(InboxRow.status).where(InboxRow.id == inbox_id))
+            pending = await session.scalar(
+                select(func.count(OutboxRow.id)).where(
+                    OutboxRow.inbox_id == inbox_id, OutboxRow.status.in_(("pending", "sending"))
+                )
+            )
+        if status in ("done", "failed") and not pending:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def run_chat(app: AppContext, user: str, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    channel = app.channels.get("local")
+    if not isinstance(channel, LocalChannel):
+        print("本地聊天通道未启用（[local] enabled = false）", file=sys.stderr)
+        return 2
+    names = await _names(app)
+    if user not in names:
+        print(f"注意：{user} 不在组织架构中，消息会按未登记用户处理。", file=out)
+    console = Console(user, names, out)
+    channel.add_listener(console)
+    interactive = stdin.isatty()
+    loop = asyncio.get_running_loop()
+    if interactive:
+        print(f"你现在是 {names.get(user, user)}（{user}）。输入消息回车发送，/voice 路径 发送语音，Ctrl-D 退出。", file=out)
+    try:
+        while True:
+            if interactive:
+                print("> ", end="", file=out, flush=True)
+            line = await loop.run_in_executor(None, stdin.readline)
+            if not line:
+                break
+            if not line.strip():
+                continue
+            parsed = parse_line(user, line)
+            if isinstance(parsed, str):
+                print(parsed, file=out, flush=True)
+                continue
+            result = await accept(app, parsed)
+            if result.inbox_id is not None and not await wait_settled(app, result.inbox_id):
+                print("（处理超时，稍后会继续投递）", file=out, flush=True)
+    finally:
+        channel.remove_listener(console)
+    return 0

@@ -1,0 +1,219 @@
+"""The ``genjin`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from bot.config import Config, ConfigError, load_config, parse_config
+
+DEMO_ORG = Path(__file__).with_name("demo") / "org.toml"
+DEMO_DB = "sqlite+aiosqlite:///./genjin-demo.db"
+DEMO_USER = "zhangwei"
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """structlog on top of stdlib logging, to stderr so chat output stays clean."""
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr, format="%(message)s")
+    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+async def _serve(config: Config) -> int:
+    from bot.runtime import Runtime
+
+    runtime = Runtime(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    print(f"Genjin serving on http://{config.server.host}:{runtime.port}  (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    configure_logging(config.logging.level, config.logging.format)
+    return asyncio.run(_serve(config))
+
+
+async def _import_org(config: Config, file: str) -> str:
+    from storage.db import create_engine, session_factory, transaction, upgrade
+    from storage.org import import_org, parse_org_file
+
+    spec = parse_org_file(file)
+    await upgrade(config.database.url)
+    engine = create_engine(config.database.url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            report = await import_org(session, spec)
+    finally:
+        await engine.dispose()
+    return (
+        f"导入完成：团队 新增 {report.teams_created} / 更新 {report.teams_updated}；"
+        f"人员 新增 {report.people_created} / 更新 {report.people_updated}"
+    )
+
+
+def cmd_org_import(args: argparse.Namespace) -> int:
+    from storage.org import OrgError
+
+    config = _config(args)
+    configure_logging("WARNING", config.logging.format)
+    try:
+        print(asyncio.run(_import_org(config, args.file)))
+    except OrgError as exc:
+        print("组织架构文件有误 / organisation file is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage.db import upgrade_sync
+
+    config = _config(args)
+    upgrade_sync(config.database.url, args.revision)
+    print(f"database at {args.revision}: {config.database.url.split('@')[-1]}")
+    return 0
+
+
+async def _chat(config: Config, user: str, *, http: bool, org: Path | None) -> int:
+    from bot.chat import run_chat
+    from bot.runtime import Runtime
+
+    if org is not None:
+        await _import_org(config, str(org))
+    runtime = Runtime(config)
+    try:
+        await runtime.start(http=http)
+    except OSError as exc:
+        await runtime.stop()
+        print(f"无法启动 HTTP 服务（{config.server.host}:{config.server.port}）：{exc.strerror}", file=sys.stderr)
+        return 2
+    if http:
+        print(f"HTTP: http://{config.server.host}:{runtime.port}/healthz", file=sys.stderr)
+    try:
+        return await run_chat(runtime.app, user)
+    finally:
+        await runtime.stop()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    config = _config(args)
+    configure_logging("WARNING", config.logging.format)
+    return asyncio.run(_chat(config, args.user, http=False, org=None))
+
+
+def demo_config(args: argparse.Namespace) -> Config:
+    base = load_config(args.config) if args.config else parse_config({}, "demo defaults")
+    data = base.model_dump()
+    data["database"]["url"] = f"sqlite+aiosqlite:///{Path(args.db).resolve()}"
+    data["server"]["host"], data["server"]["port"] = "127.0.0.1", args.port
+    data["wecom"]["enabled"] = data["dingtalk"]["enabled"] = False
+    data["local"]["enabled"] = True
+    return Config.model_validate(data)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = demo_config(args)
+    configure_logging("WARNING", config.logging.format)
+    print(f"Genjin demo: database {args.db}, you are {args.user}. 试试：王主任说下个月招标，价格可以谈  或  #帮助", file=sys.stderr)
+    return asyncio.run(_chat(config, args.user, http=not args.no_http, org=DEMO_ORG))
+
+
+Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+
+
+def _optional_commands() -> list[Register]:
+    """Feature modules contribute their own sub-commands."""
+    registers: list[Register] = []
+    for module in ("nlp.commands", "nlp.speech.commands", "cards.commands"):
+        try:
+            mod = __import__(module, fromlist=["register_commands"])
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        registers.append(mod.register_commands)
+    return registers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genjin", description="跟进 Genjin — chat-first sales follow-up assistant")
+    parser.add_argument("--config", default=None, help="TOML config file (default ./genjin.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the production server")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="demo organisation + HTTP server + local chat as a demo rep")
+    p.add_argument("--db", default="genjin-demo.db", help="demo SQLite file")
+    p.add_argument("--user", default=DEMO_USER)
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--no-http", action="store_true", help="do not start the HTTP server")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("chat", help="talk to the bot as a person from the org (stdin lines for scripts)")
+    p.add_argument("--user", required=True, help="the person's org key")
+    p.set_defaults(func=cmd_chat)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("upgrade", help="apply migrations")
+    p.add_argument("revision", nargs="?", default="head")
+    p.set_defaults(func=cmd_db_upgrade)
+
+    org = sub.add_parser("org", help="organisation data").add_subparsers(dest="org_command", required=True)
+    p = org.add_parser("import", help="import people and teams from TOML or CSV (re-importable)")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_org_import)
+
+    for register in _optional_commands():
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print("配置有误 / configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

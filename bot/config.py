@@ -1,0 +1,222 @@
+"""Configuration: one TOML file, validated up front, secrets from the environment.
+
+Sales ops and IT people edit this file, so every error names the file, the key and
+what is wrong, and start-up stops before anything touches the database or a platform.
+Any key can be overridden from the environment as ``GENJIN_<SECTION>_<KEY>``
+(``GENJIN_WECOM_SECRET``, ``GENJIN_DATABASE_URL`` …) so secrets stay out of files.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("genjin.toml")
+ENV_PREFIX = "GENJIN_"
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix: names the file, the key and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="callbacks larger than this get 413")
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite+aiosqlite:///./genjin.db"
+    echo: bool = False
+    pool_size: int = Field(5, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not (value.startswith("sqlite") or value.startswith("postgresql")):
+            raise ValueError("must be a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
+        return value
+
+
+class PipelineConfig(_Section):
+    workers: int = Field(2, ge=0, le=64, description="inbox workers on this node; 0 = ingest only")
+    outbox_workers: int = Field(1, ge=0, le=64)
+    poll_interval: float = Field(0.2, gt=0, le=60)
+    lease_seconds: float = Field(120, ge=1)
+    max_attempts: int = Field(3, ge=1, le=100)
+    outbox_max_attempts: int = Field(8, ge=1, le=100)
+    outbox_backoff_base: float = Field(2.0, gt=0)
+    outbox_backoff_max: float = Field(600.0, gt=0)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["console", "json"] = "console"
+
+
+class NlpConfig(_Section):
+    lexicon_dir: str = Field("", description="extra lexicon TOML directory overriding the packaged one")
+
+
+class SpeechSection(_Section):
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = Field("", description="model directory, checkpoint path or name; empty = bundled base")
+    cache_dir: str = ""
+    beam_size: int = Field(1, ge=1, le=10)
+    max_seconds: float = Field(120, gt=0, le=3600)
+    concurrency: int = Field(2, ge=1, le=16)
+    correct_terms: bool = True
+
+
+class NotesConfig(_Section):
+    question_window_minutes: int = Field(30, ge=1, le=24 * 60)
+    reminder_hour: int = Field(9, ge=0, le=23)
+    reminder_tick_seconds: float = Field(30, gt=0)
+
+
+class PlaybookConfig(_Section):
+    dir: str = Field("", description="playbook TOML directory; empty = the packaged default playbook")
+    watch: bool = True
+
+
+class LocalChannelConfig(_Section):
+    enabled: bool = True
+    http: bool = Field(True, description="accept POST /local/messages (scripts, load tests)")
+    transcript: str = Field("", description="append delivered local messages to this JSONL file")
+
+
+class WeComConfig(_Section):
+    enabled: bool = False
+    corp_id: str = ""
+    agent_id: str = ""
+    secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+    callback_path: str = "/wecom/callback"
+    robot_webhook_key: str = ""
+    per_member_per_minute: int = Field(30, ge=1)
+    robot_per_minute: int = Field(20, ge=1)
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: str) -> str:
+        if value and len(value) != 43:
+            raise ValueError("EncodingAESKey must be exactly 43 characters (copy it from the WeCom admin console)")
+        return value
+
+
+class DingTalkConfig(_Section):
+    enabled: bool = False
+    mode: Literal["stream", "http"] = "stream"
+    client_id: str = Field("", description="AppKey")
+    client_secret: str = Field("", description="AppSecret")
+    robot_code: str = ""
+    api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"
+    callback_path: str = "/dingtalk/callback"
+    voice: Literal["platform", "local", "both"] = "platform"
+    robot_webhook: str = ""
+    robot_secret: str = ""
+    robot_per_minute: int = Field(20, ge=1)
+
+
+class Config(_Section):
+    timezone: str = "Asia/Shanghai"
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    logging: LoggingConfig = LoggingConfig()
+    nlp: NlpConfig = NlpConfig()
+    speech: SpeechSection = SpeechSection()
+    notes: NotesConfig = NotesConfig()
+    playbook: PlaybookConfig = PlaybookConfig()
+    local: LocalChannelConfig = LocalChannelConfig()
+    wecom: WeComConfig = WeComConfig()
+    dingtalk: DingTalkConfig = DingTalkConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _env_overrides(model: type[BaseModel], env: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """Collect ``GENJIN_SECTION_KEY`` values for every leaf field, nested like the TOML."""
+    found: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        env_name = f"{prefix}{name.upper()}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested = _env_overrides(annotation, env, env_name + "_")
+            if nested:
+                found[name] = nested
+        elif env_name in env:
+            found[name] = env[env_name]
+    return found
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against config.example.toml)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def parse_config(data: Mapping[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:
+    """Validate already-parsed TOML data plus environment overrides."""
+    merged = _merge(dict(data), _env_overrides(Config, os.environ if env is None else env, ENV_PREFIX))
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError([f"{source}: {_describe(err)}" for err in exc.errors()]) from None
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (default ``./genjin.toml``); a missing default file means all defaults."""
+    explicit = path is not None
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    if not file.exists():
+        if explicit:
+            raise ConfigError([f"{file}: file not found"])
+        return parse_config({}, f"{file} (defaults)", env)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{file}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{file}: cannot read: {exc}"]) from None
+    return parse_config(data, str(file), env)

@@ -1,0 +1,41 @@
+"""The application context passed to everything instead of global state."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.metrics import Metrics
+
+if TYPE_CHECKING:
+    from bot.channels.base import Channel
+    from bot.router import Router
+    from bot.services import Services
+
+
+@dataclass
+class AppContext:
+    config: Config
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    metrics: Metrics
+    services: Services
+    router: Router | None = None
+    channels: dict[str, Channel] = field(default_factory=dict)
+    preprocessors: list[Any] = field(default_factory=list)  # bot.dispatcher.Preprocessor
+    inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    log: Any = field(default_factory=lambda: structlog.get_logger("genjin"))
+
+    def channel(self, platform: str) -> Channel:
+        try:
+            return self.channels[platform]
+        except KeyError:
+            raise LookupError(f"channel {platform!r} is not enabled") from None

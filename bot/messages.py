@@ -1,0 +1,115 @@
+"""The platform-neutral message model.
+
+Adapters convert WeCom/DingTalk/local payloads into :class:`Inbound` at the edge and
+render :class:`Reply` objects back into platform payloads. Handlers only ever see these
+types, so a feature written once works on every channel.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from cards.model import Card
+
+
+class Platform(StrEnum):
+    LOCAL = "local"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    VOICE = "voice"
+    IMAGE = "image"
+    EVENT = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message or event as received from a platform.
+
+    ``message_id`` is the platform's own id (or a key the adapter derives for events
+    that have none); together with ``platform`` it is the deduplication key.
+    ``media`` is an opaque reference the channel can resolve (WeCom MediaId,
+    DingTalk downloadCode, a local path). For events, ``event`` names the event and
+    ``event_key`` carries the button's command.
+    """
+
+    platform: str
+    message_id: str
+    sender: str
+    kind: Kind
+    conversation: str = ""
+    text: str = ""
+    media: str = ""
+    media_format: str = ""
+    event: str = ""
+    event_key: str = ""
+    sent_at: datetime | None = None
+    is_group: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Something to send: plain text or a card, optionally to someone else than the sender.
+
+    ``to`` is a person key (from the org) for pushes; ``None`` answers the sender in
+    the conversation the message came from. ``update_token`` asks the channel to
+    update an earlier interactive card (WeCom response_code) instead of sending anew.
+    """
+
+    text: str = ""
+    card: Card | None = None
+    to: str | None = None
+    update_token: str = ""
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text and self.card is None:
+            raise ValueError("a reply needs text or a card")
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": self.text}
+        if self.card is not None:
+            payload["card"] = self.card.to_dict()
+        if self.update_token:
+            payload["update_token"] = self.update_token
+        if self.tag:
+            payload["tag"] = self.tag
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Reply:
+        card = Card.from_dict(payload["card"]) if payload.get("card") else None
+        return cls(
+            text=payload.get("text", ""),
+            card=card,
+            update_token=payload.get("update_token", ""),
+            tag=payload.get("tag", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A reply bound to one platform recipient, as stored in the outbox and given to a sender."""
+
+    id: int
+    platform: str
+    recipient: str
+    conversation: str
+    reply: Reply
+    attempts: int = 0
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def inbound_to_json(msg: Inbound) -> str:
+    data = asdict(msg)
+    data["sent_at"] = msg.sent_at.isoformat() if msg.sent_at else None
+    return json.dumps(data, ensure_ascii=False, default=str)

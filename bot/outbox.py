@@ -1,0 +1,173 @@
+"""The durable outbox: replies are rows first, deliveries second.
+
+Rows are written in the handler's transaction; workers claim due rows with a lease,
+hand them to the platform's channel and record the outcome. Temporary failures back
+off exponentially; permanent ones are marked failed with the reason. Rows to one
+recipient go out in order: a row is not claimed while an earlier one to the same
+recipient is still undelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.channels.base import PermanentFailure, TemporaryFailure
+from bot.context import AppContext
+from bot.messages import Outbound, Reply
+from storage.models import OutboxRow
+
+UNFINISHED = ("pending", "sending")
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    platform: str,
+    recipient: str,
+    reply: Reply,
+    conversation: str = "",
+    inbox_id: int | None = None,
+    context: dict[str, object] | None = None,
+    now: datetime,
+) -> OutboxRow:
+    row = OutboxRow(
+        platform=platform,
+        recipient=recipient,
+        conversation=conversation,
+        payload=reply.to_payload(),
+        context=dict(context or {}),
+        inbox_id=inbox_id,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def backoff(app: AppContext, attempts: int) -> float:
+    p = app.config.pipeline
+    return float(min(p.outbox_backoff_max, p.outbox_backoff_base * (2 ** max(0, attempts - 1))))
+
+
+async def _claim(app: AppContext, limit: int = 20) -> list[OutboxRow]:
+    now = app.clock.now()
+    lease = now + timedelta(seconds=app.config.pipeline.lease_seconds)
+    earlier = aliased(OutboxRow)
+    claimable = and_(
+        OutboxRow.status.in_(UNFINISHED),
+        OutboxRow.next_attempt_at <= now,
+        or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= now),
+    )
+    blocked = exists().where(
+        earlier.platform == OutboxRow.platform,
+        earlier.recipient == OutboxRow.recipient,
+        earlier.status.in_(UNFINISHED),
+        earlier.id < OutboxRow.id,
+    )
+    platforms = list(app.channels)
+    claimed: list[OutboxRow] = []
+    async with app.sessions() as session:
+        async with session.begin():
+            ids = (
+                await session.scalars(
+                    select(OutboxRow.id)
+                    .where(claimable, ~blocked, OutboxRow.platform.in_(platforms))
+                    .order_by(OutboxRow.id)
+                    .limit(limit)
+                )
+            ).all()
+        for row_id in ids:
+            async with session.begin():
+                result = await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == row_id, claimable)
+                    .values(status="sending", lease_until=lease, attempts=OutboxRow.attempts + 1)
+                )
+                if result.rowcount == 1:
+                    row = await session.get(OutboxRow, row_id, populate_existing=True)
+                    assert row is not None
+                    claimed.append(row)
+    return claimed
+
+
+async def _finish(app: AppContext, row_id: int, **values: object) -> None:
+    async with app.sessions() as session:
+        async with session.begin():
+            await session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
+
+
+async def deliver(app: AppContext, row: OutboxRow) -> None:
+    out = Outbound(
+        id=row.id,
+        platform=row.platform,
+        recipient=row.recipient,
+        conversation=row.conversation,
+        reply=Reply.from_payload(row.payload),
+        attempts=row.attempts,
+        context=dict(row.context or {}),
+    )
+    max_attempts = app.config.pipeline.outbox_max_attempts
+    log = app.log.bind(outbox_id=row.id, platform=row.platform, attempt=row.attempts)
+    try:
+        await app.channel(row.platform).send(out)
+    except PermanentFailure as exc:
+        app.metrics.outbound.labels(row.platform, "failed").inc()
+        log.warning("outbox.failed", reason=exc.reason)
+        await _finish(app, row.id, status="failed", last_error=exc.reason[:2000], lease_until=None)
+    except Exception as exc:  # noqa: BLE001 - anything else is worth another try
+        reason = exc.reason if isinstance(exc, TemporaryFailure) else f"{type(exc).__name__}: {exc}"
+        retry_after = exc.retry_after if isinstance(exc, TemporaryFailure) else None
+        if row.attempts >= max_attempts:
+            app.metrics.outbound.labels(row.platform, "failed").inc()
+            log.warning("outbox.gave_up", reason=reason)
+            await _finish(app, row.id, status="failed", last_error=f"gave up after {row.attempts} attempts: {reason}"[:2000], lease_until=None)
+            return
+        delay = retry_after if retry_after is not None else backoff(app, row.attempts)
+        app.metrics.outbound.labels(row.platform, "retry").inc()
+        log.info("outbox.retry", reason=reason, delay=delay)
+        await _finish(
+            app,
+            row.id,
+            status="pending",
+            last_error=reason[:2000],
+            lease_until=None,
+            next_attempt_at=app.clock.now() + timedelta(seconds=delay),
+        )
+    else:
+        now = app.clock.now()
+        app.metrics.outbound.labels(row.platform, "sent").inc()
+        app.metrics.outbox_lag.observe(max(0.0, (now - row.created_at).total_seconds()))
+        await _finish(app, row.id, status="sent", sent_at=now, lease_until=None, last_error="")
+
+
+async def drain_once(app: AppContext) -> int:
+    """Deliver every row that is due now; returns how many were attempted."""
+    rows = await _claim(app)
+    for row in rows:
+        await deliver(app, row)
+    return len(rows)
+
+
+async def run_worker(app: AppContext, stop: asyncio.Event) -> None:
+    interval = app.config.pipeline.poll_interval
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            done = await drain_once(app)
+        except Exception:  # noqa: BLE001 - a worker must survive a database hiccup
+            app.log.exception("outbox.worker_error")
+            done = 0
+            await asyncio.sleep(1.0)
+        if done:
+            continue
+        app.outbox_wakeup.clear()
+        try:
+            await asyncio.wait_for(app.outbox_wakeup.wait(), timeout=max(0.0, interval - (time.monotonic() - started)))
+        except TimeoutError:
+            pass

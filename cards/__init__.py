@@ -1,0 +1,1 @@
+"""Platform-neutral cards, their renderers, and the sales playbook."""

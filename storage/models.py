@@ -1,0 +1,294 @@
+"""SQLAlchemy 2 typed models.
+
+Every table works on SQLite and PostgreSQL alike: JSON columns use the generic
+``JSON`` type, timestamps are stored timezone-aware in UTC, and platform ids
+(WeCom MsgId, AgentID, DingTalk msgId) are text because they may be non-numeric
+or exceed 64 bits.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on both backends (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    region: Mapped[str] = mapped_column(String(64), default="")
+    manager_key: Mapped[str] = mapped_column(String(64), default="")
+    robot_webhook: Mapped[str] = mapped_column(Text, default="")
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # rep | manager | sales_ops | admin
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dingtalk_staff_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    regions: Mapped[list[str]] = mapped_column(default=list)
+    product_lines: Mapped[list[str]] = mapped_column(default=list)
+    capacity: Mapped[int] = mapped_column(Integer, default=20)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_platform: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Account(Base):
+    """A customer hospital. ``name`` is canonical; ``aliases`` are what reps write."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    region: Mapped[str] = mapped_column(String(64), default="")
+    grade: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Opportunity(Base):
+    __tablename__ = "opportunities"
+    __table_args__ = (Index("ix_opportunities_owner_account", "owner_id", "account_id"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    stage: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | won | lost
+    stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id"), unique=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    source: Mapped[str] = mapped_column(String(8), default="text")  # text | voice
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Task(Base):
+    """A next action. ``remind_at`` is when the reminder fires; claimed once via ``reminded_at``."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_due", "status", "remind_at"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    note_id: Mapped[int | None] = mapped_column(ForeignKey("notes.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    text: Mapped[str] = mapped_column(Text)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    due_at: Mapped[datetime | None] = mapped_column()
+    remind_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done | cancelled
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    hospital: Mapped[str] = mapped_column(String(128), default="")
+    region: Mapped[str] = mapped_column(String(64), default="")
+    product_line: Mapped[str] = mapped_column(String(64), default="")
+    grade: Mapped[str] = mapped_column(String(16), default="")
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("kind", "subject_type", "subject_id"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # unclaimed_lead | stalled_deal | overdue_payment
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class InboxRow(Base):
+    """Every inbound message, written before the platform is acknowledged."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("platform", "message_id"),
+        Index("ix_inbox_claim", "status", "lease_until"),
+        Index("ix_inbox_sender", "platform", "sender", "status"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(191))
+    sender: Mapped[str] = mapped_column(String(128))
+    conversation: Mapped[str] = mapped_column(String(191), default="")
+    kind: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|processing|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutboxRow(Base):
+    """Every outbound message; senders deliver with retries and record the outcome."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_claim", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient", "platform", "recipient", "status"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(128))
+    conversation: Mapped[str] = mapped_column(String(191), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    field: Mapped[str] = mapped_column(String(32))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+    note_id: Mapped[int | None] = mapped_column(ForeignKey("notes.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DialogState(Base):
+    """What the bot is waiting for from a person (a missing-field answer, a confirmation)."""
+
+    __tablename__ = "dialog_state"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expires_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PlaybookUsage(Base):
+    __tablename__ = "playbook_usage"
+    __table_args__ = (Index("ix_playbook_usage_tag", "tag", "at"),)
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    tag: Mapped[str] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16), default="hashtag")  # hashtag | button | suggestion
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KeyValue(Base):
+    """Small shared state across nodes (channel health, tokens are per-process)."""
+
+    __tablename__ = "kv"
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
