@@ -1,0 +1,69 @@
+"""Drive a runtime deterministically: say something, process, deliver, read what came out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bot import inbox, outbox
+from bot.channels.local import LocalChannel
+from bot.messages import Inbound, Kind, Outbound
+from bot.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Delivered:
+    recipient: str
+    text: str
+    out: Outbound
+
+
+class Harness:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.app = runtime.app
+        self.delivered: list[Delivered] = []
+        channel = self.app.channels["local"]
+        assert isinstance(channel, LocalChannel)
+        channel.add_listener(lambda out, text: self.delivered.append(Delivered(out.recipient, text, out)))
+
+    async def settle(self, rounds: int = 50) -> None:
+        """Process the inbox and deliver the outbox until nothing is left that is due."""
+        for _ in range(rounds):
+            worked = await inbox.work_once(self.app)
+            sent = await outbox.drain_once(self.app)
+            if not worked and not sent:
+                return
+
+    async def send(self, msg: Inbound) -> list[Delivered]:
+        before = len(self.delivered)
+        await inbox.accept(self.app, msg)
+        await self.settle()
+        return self.delivered[before:]
+
+    def message(self, user: str, text: str = "", *, kind: Kind = Kind.TEXT, msg_id: str | None = None, **kw: object) -> Inbound:
+        return Inbound(
+            platform="local",
+            message_id=msg_id or uuid.uuid4().hex,
+            sender=user,
+            kind=kind,
+            conversation=user,
+            text=text,
+            sent_at=datetime.now(timezone.utc),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    async def say(self, user: str, text: str, *, msg_id: str | None = None) -> list[str]:
+        """Send a text as ``user``; returns the texts delivered to ``user`` in response."""
+        out = await self.send(self.message(user, text, msg_id=msg_id))
+        return [d.text for d in out if d.recipient == user]
+
+    async def voice(self, user: str, path: Path) -> list[str]:
+        msg = self.message(user, kind=Kind.VOICE, media=str(path), media_format=path.suffix.lstrip("."))
+        out = await self.send(msg)
+        return [d.text for d in out if d.recipient == user]
+
+    def pushes(self, recipient: str) -> list[str]:
+        return [d.text for d in self.delivered if d.recipient == recipient]
