@@ -81,9 +81,9 @@ class Runtime:
             for service in self._background:
                 await service.start()
         if http:
-            self._runner = web.AppRunner(create_web_app(self.app), access_log=None, handle_signals=False)
+            self._runner = web.AppRunner(create_web_app(self.app), access_log=None, handle_signals=False, shutdown_timeout=5)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, cfg.server.host, cfg.server.port, shutdown_timeout=5)
+            site = web.TCPSite(self._runner, cfg.server.host, cfg.server.port)
             await site.start()
             server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
             sockets = getattr(server, "sockets", None) or []

@@ -1,0 +1,205 @@
+"""The inbox → dispatcher → outbox pipeline, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot import inbox, outbox
+from bot.channels.base import PermanentFailure, TemporaryFailure
+from bot.channels.local import LocalChannel
+from bot.messages import Inbound, Outbound, Reply
+from bot.router import HandlerContext, Router, text
+from storage.models import InboxRow, OutboxRow
+from tests.conftest import RuntimeFactory
+from tests.harness import Harness
+
+
+async def _count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
+    async with app.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_same_message_three_times_gives_one_result(harness: Harness) -> None:
+    app = harness.app
+    msg = harness.message("zhangwei", "华山医院张科长说下周三前要报价", msg_id="wx-msg-42")
+    results = [await inbox.accept(app, msg) for _ in range(3)]
+    assert [r.duplicate for r in results] == [False, True, True]
+    await harness.settle()
+    # a redelivery after processing is still recognised
+    assert (await inbox.accept(app, msg)).duplicate
+    await harness.settle()
+    assert await _count(app, InboxRow) == 1
+    assert await _count(app, OutboxRow) == 1
+    assert len(harness.pushes("zhangwei")) == 1
+
+
+async def test_concurrent_redeliveries_store_once(harness: Harness) -> None:
+    app = harness.app
+    msg = harness.message("lina", "嗯", msg_id="same-id")
+    results = await asyncio.gather(*(inbox.accept(app, msg) for _ in range(8)))
+    assert sum(not r.duplicate for r in results) == 1
+    assert await _count(app, InboxRow) == 1
+
+
+class FlakyChannel(LocalChannel):
+    """Fails the first ``failures`` sends temporarily, then delivers."""
+
+    def __init__(self, app, failures: int, permanent: bool = False) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(app)
+        self.failures = failures
+        self.permanent = permanent
+        self.attempts: list[int] = []
+
+    async def send(self, out: Outbound) -> None:
+        self.attempts.append(out.id)
+        if self.permanent:
+            raise PermanentFailure("recipient does not exist")
+        if self.failures > 0:
+            self.failures -= 1
+            raise TemporaryFailure("HTTP 502 from platform")
+        await super().send(out)
+
+
+async def test_outbox_retries_then_delivers_once(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime()
+    app = runtime.app
+    flaky = FlakyChannel(app, failures=2)
+    app.channels["local"] = flaky
+    delivered: list[str] = []
+    flaky.add_listener(lambda out, text: delivered.append(text))
+    await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
+    await inbox.work_once(app)
+    for _ in range(40):
+        await outbox.drain_once(app)
+        if delivered:
+            break
+        await asyncio.sleep(0.05)
+    assert len(delivered) == 1
+    assert len(flaky.attempts) == 3
+    async with app.sessions() as session:
+        row = (await session.scalars(select(OutboxRow))).one()
+    assert row.status == "sent" and row.attempts == 3
+    # nothing left to send: draining again delivers nothing more
+    await asyncio.sleep(0.6)
+    assert await outbox.drain_once(app) == 0
+    assert len(delivered) == 1
+
+
+async def test_outbox_backoff_grows_and_permanent_failure_is_recorded(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime({"pipeline": {"outbox_backoff_base": 10, "outbox_backoff_max": 100}})
+    app = runtime.app
+    assert [outbox.backoff(app, n) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 80, 100]
+
+    app.channels["local"] = FlakyChannel(app, failures=0, permanent=True)
+    await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
+    await inbox.work_once(app)
+    await outbox.drain_once(app)
+    async with app.sessions() as session:
+        row = (await session.scalars(select(OutboxRow))).one()
+    assert row.status == "failed"
+    assert "recipient does not exist" in row.last_error
+
+
+async def test_outbox_gives_up_after_max_attempts(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime({"pipeline": {"outbox_max_attempts": 2, "outbox_backoff_base": 0.01}})
+    app = runtime.app
+    app.channels["local"] = FlakyChannel(app, failures=100)
+    await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
+    await inbox.work_once(app)
+    for _ in range(20):
+        await outbox.drain_once(app)
+        await asyncio.sleep(0.03)
+    async with app.sessions() as session:
+        row = (await session.scalars(select(OutboxRow))).one()
+    assert row.status == "failed" and row.attempts == 2
+    assert "gave up" in row.last_error
+
+
+async def test_unknown_sender_gets_one_polite_reply(harness: Harness) -> None:
+    first = await harness.say("stranger", "你好，我是新来的")
+    second = await harness.say("stranger", "王主任说下个月招标")
+    assert len(first) == 1 and "登记" in first[0]
+    assert second == []  # never nag twice
+    from storage.models import Account, Note
+
+    assert await _count(harness.app, Note) == 0
+    assert await _count(harness.app, Account) == 0
+
+
+async def test_handler_error_retries_then_apologises(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime({"pipeline": {"max_attempts": 2}})
+    app = runtime.app
+    calls: list[str] = []
+    broken = Router("broken")
+
+    @broken.on(text())
+    async def boom(msg: Inbound, hc: HandlerContext) -> Reply:
+        calls.append(msg.text)
+        hc.session.add(OutboxRow(platform="local", recipient="nobody", payload={"text": "half"}))
+        raise RuntimeError("database said no")
+
+    app.router = broken
+    h = Harness(runtime)
+    await inbox.accept(app, h.message("zhangwei", "会失败的消息"))
+    await inbox.work_once(app)
+    async with app.sessions() as session:
+        row = (await session.scalars(select(InboxRow))).one()
+        assert row.status == "pending" and "database said no" in row.error
+        row.lease_until = None
+        await session.commit()
+    await inbox.work_once(app)
+    await outbox.drain_once(app)
+    assert len(calls) == 2
+    async with app.sessions() as session:
+        row = (await session.scalars(select(InboxRow))).one()
+        rows = (await session.scalars(select(OutboxRow))).all()
+    assert row.status == "failed"
+    # the handler's half-written row was rolled back; only the apology exists
+    assert [r.recipient for r in rows] == ["zhangwei"]
+    assert "出错" in h.pushes("zhangwei")[0]
+
+
+async def test_messages_from_one_sender_are_processed_in_order(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime()
+    app = runtime.app
+    seen: list[str] = []
+    r = Router("order")
+
+    @r.on(text())
+    async def record(msg: Inbound, hc: HandlerContext) -> None:
+        await asyncio.sleep(0.01)
+        seen.append(msg.text)
+        return None
+
+    app.router = r
+    h = Harness(runtime)
+    for i in range(6):
+        await inbox.accept(app, h.message("zhangwei", f"m{i}"))
+    await asyncio.gather(*(inbox.work_once(app) for _ in range(3)))
+    await h.settle()
+    assert seen == [f"m{i}" for i in range(6)]
+
+
+async def test_expired_lease_is_reclaimed_and_stale_worker_cannot_finish(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime({"pipeline": {"lease_seconds": 1}})
+    app = runtime.app
+    h = Harness(runtime)
+    await inbox.accept(app, h.message("zhangwei", "你好"))
+    claimed = await inbox.claim(app)
+    assert len(claimed) == 1
+    assert await inbox.claim(app) == []  # leased
+    # the first worker "dies"; after the lease another worker takes over
+    async with app.sessions() as session:
+        row = (await session.scalars(select(InboxRow))).one()
+        row.lease_until = app.clock.now() - timedelta(seconds=1)
+        await session.commit()
+    reclaimed = await inbox.claim(app)
+    assert len(reclaimed) == 1 and reclaimed[0][1] == 2
+    from bot.dispatcher import process
+
+    assert await process(app, *claimed[0]) == "lost"  # stale attempt number
+    assert await process(app, *reclaimed[0]) == "handled"
+    assert await _count(app, OutboxRow) == 1
