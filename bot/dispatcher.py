@@ -100,8 +100,7 @@ async def process(app: AppContext, row_id: int, attempt: int) -> str:
             return "lost"
         msg = row_to_inbound(row)
         person = await find_person(session, row.platform, row.sender)
-    if person is not None:
-        msg = await prepare(app, msg)
+    prepared = await prepare(app, msg) if person is not None else msg
 
     now = app.clock.now()
     async with app.sessions() as session:
@@ -116,6 +115,10 @@ async def process(app: AppContext, row_id: int, attempt: int) -> str:
                     await reply_to_sender(app, session, row, UNREGISTERED_REPLY, now)
             else:
                 outcome = "handled"
+                if prepared.extra != msg.extra:
+                    # keep what preprocessing found (transcripts, speech errors) with the message
+                    row.payload = {**(row.payload or {}), "extra": prepared.extra}
+                msg = prepared
                 if person.last_platform != row.platform:
                     person.last_platform = row.platform
                 hc = HandlerContext(app=app, session=session, person=person, inbox_id=row.id, now=now)

@@ -115,25 +115,20 @@ async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
         earlier.status.in_(UNFINISHED),
         earlier.id < InboxRow.id,
     )
-    owned: list[tuple[int, int]] = []
+    candidates = select(InboxRow.id).where(_claimable(now), ~blocked).order_by(InboxRow.id).limit(limit)
+    if app.engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(InboxRow)
+        .where(InboxRow.id.in_(candidates.scalar_subquery()), _claimable(now))
+        .values(status="processing", lease_until=lease, attempts=InboxRow.attempts + 1)
+        .returning(InboxRow.id, InboxRow.attempts)
+        .execution_options(synchronize_session=False)
+    )
     async with app.sessions() as session:
         async with session.begin():
-            ids = (
-                await session.scalars(
-                    select(InboxRow.id).where(_claimable(now), ~blocked).order_by(InboxRow.id).limit(limit)
-                )
-            ).all()
-        for row_id in ids:
-            async with session.begin():
-                result = await session.execute(
-                    update(InboxRow)
-                    .where(InboxRow.id == row_id, _claimable(now))
-                    .values(status="processing", lease_until=lease, attempts=InboxRow.attempts + 1)
-                    .returning(InboxRow.attempts)
-                )
-                attempt = result.scalar()
-                if attempt is not None:
-                    owned.append((row_id, attempt))
+            owned = [(row_id, attempt) for row_id, attempt in (await session.execute(stmt)).all()]
+    owned.sort()
     return owned
 
 

@@ -71,28 +71,25 @@ async def _claim(app: AppContext, limit: int = 20) -> list[OutboxRow]:
         earlier.id < OutboxRow.id,
     )
     platforms = list(app.channels)
-    claimed: list[OutboxRow] = []
+    candidates = (
+        select(OutboxRow.id)
+        .where(claimable, ~blocked, OutboxRow.platform.in_(platforms))
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    if app.engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(candidates.scalar_subquery()), claimable)
+        .values(status="sending", lease_until=lease, attempts=OutboxRow.attempts + 1)
+        .returning(OutboxRow)
+        .execution_options(synchronize_session=False)
+    )
     async with app.sessions() as session:
         async with session.begin():
-            ids = (
-                await session.scalars(
-                    select(OutboxRow.id)
-                    .where(claimable, ~blocked, OutboxRow.platform.in_(platforms))
-                    .order_by(OutboxRow.id)
-                    .limit(limit)
-                )
-            ).all()
-        for row_id in ids:
-            async with session.begin():
-                result = await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == row_id, claimable)
-                    .values(status="sending", lease_until=lease, attempts=OutboxRow.attempts + 1)
-                )
-                if result.rowcount == 1:
-                    row = await session.get(OutboxRow, row_id, populate_existing=True)
-                    assert row is not None
-                    claimed.append(row)
+            claimed = list((await session.scalars(stmt)).all())
+    claimed.sort(key=lambda row: row.id)
     return claimed
 
 

@@ -36,13 +36,16 @@ def build_channels(app: AppContext) -> dict[str, Channel]:
 
         channels["local"] = LocalChannel(app)
     if app.config.wecom.enabled:
-        from bot.channels.wecom import WeComChannel
+        from bot.channels.wecom import ROBOT_PLATFORM, WeComChannel, WeComRobotChannel
 
         channels["wecom"] = WeComChannel(app)
+        channels[ROBOT_PLATFORM] = WeComRobotChannel(app)
     if app.config.dingtalk.enabled:
-        from bot.channels.dingtalk import DingTalkChannel
+        from bot.channels.dingtalk import ROBOT_PLATFORM as DINGTALK_ROBOT
+        from bot.channels.dingtalk import DingTalkChannel, DingTalkRobotChannel
 
         channels["dingtalk"] = DingTalkChannel(app)
+        channels[DINGTALK_ROBOT] = DingTalkRobotChannel(app)
     return channels
 
 
@@ -58,9 +61,10 @@ class Runtime:
             services=Services(config),
         )
         self.app.channels = build_channels(self.app)
-        from handlers import build_router, build_background
+        from handlers import build_background, build_preprocessors, build_router
 
         self.app.router = build_router(self.app)
+        self.app.preprocessors = build_preprocessors(self.app)
         self._background: list[Background] = build_background(self.app)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

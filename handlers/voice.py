@@ -1,0 +1,74 @@
+"""Voice memos → text, before the note handler sees them.
+
+Runs as a dispatcher preprocessor, outside the database transaction, because
+downloading and transcribing takes seconds. The result travels in ``Inbound.extra``:
+``transcript`` (the text the note is built from), ``transcript_source`` (local |
+platform), ``platform_transcript`` (DingTalk's own recognition, kept when ours wins),
+``audio_seconds``, or ``speech_error`` / ``speech_message`` when nothing usable came
+out. The dispatcher stores these with the inbox row, so failures are recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from bot.channels.base import MediaError
+from bot.context import AppContext
+from bot.messages import Inbound, Kind
+
+
+def _mode(app: AppContext, msg: Inbound) -> str:
+    """DingTalk may recognise speech itself; every other channel uses ours."""
+    if msg.platform == "dingtalk":
+        return app.config.dingtalk.voice
+    return "local"
+
+
+async def transcribe_voice(app: AppContext, msg: Inbound) -> Inbound:
+    if msg.kind != Kind.VOICE or "transcript" in msg.extra or "speech_error" in msg.extra:
+        return msg
+    extra: dict[str, Any] = dict(msg.extra)
+    platform_text = str(extra.get("recognition") or "").strip()
+    mode = _mode(app, msg)
+    log = app.log.bind(platform=msg.platform, message_id=msg.message_id, mode=mode)
+
+    if mode == "platform" and platform_text:
+        extra.update(transcript=platform_text, transcript_source="platform")
+        return replace(msg, extra=extra)
+
+    started = time.perf_counter()
+    try:
+        if not msg.media:
+            raise MediaError("voice message without media reference")
+        audio = await app.channel(msg.platform).fetch_media(msg.media, msg.media_format)
+        from nlp.speech import SpeechError
+
+        try:
+            result = await app.services.stt.transcribe(audio, hotwords=app.services.lexicon.hotwords())
+        except SpeechError as exc:
+            log.info("voice.speech_error", reason=exc.reason)
+            extra.update(speech_error=exc.reason, speech_message=str(exc))
+        else:
+            extra.update(
+                transcript=result.text,
+                transcript_source="local",
+                audio_seconds=round(result.audio_seconds, 2),
+                stt_seconds=round(result.seconds, 2),
+            )
+    except MediaError as exc:
+        log.warning("voice.media_error", reason=exc.reason)
+        extra.update(speech_error="media", speech_message=exc.reason)
+    except LookupError as exc:
+        extra.update(speech_error="media", speech_message=str(exc))
+
+    if "speech_error" in extra and platform_text:
+        # ours failed but the platform heard something: better than asking the rep again
+        extra.pop("speech_error")
+        extra.pop("speech_message", None)
+        extra.update(transcript=platform_text, transcript_source="platform")
+    elif platform_text and "transcript" in extra:
+        extra["platform_transcript"] = platform_text
+    extra["voice_pipeline_seconds"] = round(time.perf_counter() - started, 3)
+    return replace(msg, extra=extra)
