@@ -1,0 +1,1 @@
+"""Loopback emulators of the chat platforms' servers, for tests and benchmarks."""
