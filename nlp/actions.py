@@ -1,0 +1,191 @@
+"""Does the message commit the rep to a next step, and when?
+
+A clause is an action when it has a rep verb ("发", "拜访", "跟进", "签") and a commitment
+signal — a date that is today or later, a future marker ("下周", "接下来", "准备"), a first
+person subject, a 把-construction or a request to us ("让我们准备…") — and it is not a
+report of what already happened ("留了电话", "报价单已经发了") or of what someone else
+said they would do ("王主任说下周去北京开会").  A clause that is only a date ("…，周四前。")
+belongs to the action next to it.  Of several actions, the one due first wins.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Sequence
+
+from .dates import DueDate
+from .lexicon import ActionWords
+from .text import alternation
+
+_DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
+# a verb directly followed by experiential 过 reports something done ("跟经理确认过", "聊过");
+# not 过去/过来 (directions), 过一遍/过一下 (a review still to do)
+_EXPERIENTIAL = re.compile(r"过(?![去来一目])")
+# an obligation word: with a deadline it makes a commitment even when the verb is unknown ("下周一前要提质疑")
+_MODAL_AFTER = re.compile(r"(?:我们|我|咱们)?(?:一定|务必|必须|需要|要|得)")
+_LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|还要|还得|要|得|会)+")
+
+
+@dataclass(frozen=True)
+class ActionClause:
+    text: str
+    span: tuple[int, int]
+    due: DueDate | None
+
+
+class ActionDetector:
+    def __init__(self, words: ActionWords) -> None:
+        self._verbs = re.compile(alternation(words.verbs))
+        self._verb_patterns = tuple(re.compile(p) for p in words.verb_patterns)
+        self._not_verbs = re.compile(alternation(words.not_verbs)) if words.not_verbs else None
+        self._past = re.compile(alternation(words.past_markers))
+        self._strong_past = re.compile(alternation(words.strong_past_markers)) if words.strong_past_markers else None
+        self._not_past = re.compile(alternation(words.not_past)) if words.not_past else None
+        self._future = re.compile(alternation(words.future_markers))
+        self._first_person = re.compile(alternation(words.first_person))
+        # first person as subject, not as object ("给我回复", "跟我们说")
+        self._subject = re.compile(f"(?<![给跟和对向找问让叫请帮])(?:{alternation(words.first_person)})")
+        self._request = re.compile(alternation(words.request_frames))
+        self._speech = re.compile(alternation(words.speech_verbs)) if words.speech_verbs else None
+        self._speech_end = re.compile(f"(?:{alternation(words.speech_verbs)})$") if words.speech_verbs else None
+        self._third_party = re.compile(f"^(?:{alternation(words.third_party_subjects)})") \
+            if words.third_party_subjects else None
+        self._continuation = re.compile(f"^(?:{alternation(words.continuations)})") if words.continuations else None
+
+    def detect(self, text: str, clauses: Sequence[tuple[int, int]], dates: Sequence[DueDate],
+               today: date, parties: Sequence[tuple[int, int]] = ()) -> list[ActionClause]:
+        """Action clauses in text order, each with its earliest date (None when undated).
+
+        ``parties``: spans of named customer-side actors (departments, contacts); a clause opened
+        by one is their plan ("采购中心下午开会"), like one opened by "他们"."""
+        party_starts = {p[0] for p in parties}
+        per_clause = [[d for d in dates if s <= d.span[0] < e] for s, e in clauses]
+        is_action: list[bool] = []
+        for i, (s, e) in enumerate(clauses):
+            clause = text[s:e]
+            # reported speech carries over to the next clause only after "…说，"; in unpunctuated
+            # transcripts the speaker's words cannot be told from the rep's own plan, and the rep's
+            # plan is the likelier reading ("黄护士长反馈…下周约采购办谈")
+            inherited = i > 0 and self._speech_end is not None and bool(
+                self._speech_end.search(text[clauses[i - 1][0]:clauses[i - 1][1]]))
+            action = self._classify(clause, per_clause[i], s, today, inherited, s in party_starts)
+            if (not action and i > 0 and is_action[i - 1] and self._continuation is not None
+                    and self._continuation.search(clause) and (self._verb(clause) or "把" in clause)):
+                action = True  # "…签合同，顺便把发票开了"
+            is_action.append(action)
+        # a clause that is only a date joins the action before it, else the one after it
+        for i, (s, e) in enumerate(clauses):
+            if is_action[i] or not per_clause[i] or not self._date_only(text, s, e, per_clause[i]):
+                continue
+            target = i - 1 if i > 0 and is_action[i - 1] else i + 1 if i + 1 < len(clauses) and is_action[i + 1] \
+                else None
+            if target is not None:
+                per_clause[target] = per_clause[target] + per_clause[i]
+        out = []
+        for i, (s, e) in enumerate(clauses):
+            if not is_action[i]:
+                continue
+            own = per_clause[i]
+            if not own and "提前" in text[s:e]:
+                # "开标那天我提前半小时到": the step is on the day of the event named before
+                own = next((per_clause[j] for j in range(i - 1, -1, -1) if per_clause[j]), [])
+            elif not own and i > 0 and not is_action[i - 1] and not self._is_past_report(
+                    text[clauses[i - 1][0]:clauses[i - 1][1]]):
+                # "他说下周二上午有空，我去找他": the (future) time just named is when we act
+                own = [d for d in per_clause[i - 1] if d.due > today]
+            candidates = [d for d in own if not d.past] or own
+            due = min(candidates, key=lambda d: (d.due, d.span[0])) if candidates else None
+            out.append(ActionClause(self._describe(text, s, e, own), (s, e), due))
+        return out
+
+    @staticmethod
+    def choose(actions: Sequence[ActionClause]) -> ActionClause | None:
+        """The action due first; undated actions only when none has a date."""
+        dated = [a for a in actions if a.due is not None]
+        if dated:
+            return min(dated, key=lambda a: (a.due.due, a.span[0]))  # type: ignore[union-attr]
+        return actions[0] if actions else None
+
+    def _verb(self, clause: str) -> re.Match[str] | None:
+        blocked = [m.span() for m in self._not_verbs.finditer(clause)] if self._not_verbs else []
+        found = [m for m in self._verbs.finditer(clause) if not any(s <= m.start() < e for s, e in blocked)]
+        for rx in self._verb_patterns:
+            found.extend(rx.finditer(clause))
+        return min(found, key=lambda m: m.start()) if found else None
+
+    def _classify(self, clause: str, dates: Sequence[DueDate], offset: int, today: date, inherited: bool,
+                  party_opened: bool = False) -> bool:
+        """Is this clause an action of the rep?  ``inherited``: the clause before ended in "说";
+        ``party_opened``: the clause starts with a named customer-side actor."""
+        request = self._request.search(clause)
+        speech = self._speech.search(clause) if self._speech else None
+        if speech and self._first_person.search(clause, max(0, speech.start() - 2), speech.start()):
+            speech = None  # "我说要回去请示" is ours
+        verb = self._verb(clause)
+        if verb is None:
+            # "下周一前要提质疑": a future deadline plus an obligation is a commitment even when the
+            # verb is not in the lexicon; someone else's words are not ("主任说月底前要定")
+            if speech or inherited or party_opened or (
+                    self._third_party is not None and self._third_party.search(clause)):
+                return False
+            return any(d.due >= today and not d.past and clause[d.span[1] - offset - 1] in "前内止"
+                       and _MODAL_AFTER.match(clause, d.span[1] - offset) for d in dates)
+        if request:
+            return True
+        if inherited and not speech and not self._subject.search(clause, 0, verb.start()):
+            return False  # still someone else's words ("王主任说，下周去北京开会")
+        if (party_opened or (self._third_party is not None and self._third_party.search(clause))) \
+                and not self._subject.search(clause, 0, verb.start()) and "把" not in clause[:verb.start()]:
+            return False  # their plan ("他们的ICU要更新一批监护仪")
+        if speech and speech.start() < verb.start() and not self._subject.search(clause, speech.end(), verb.start()):
+            return False  # someone else's plan ("王主任说下周去北京开会")
+        # a date reported in someone's words after our verb is theirs ("跟进了一下，院办说推迟到下个月")
+        future = [d for d in dates
+                  if d.due > today and not d.past and not self._reported(clause, verb.end(), d.span[0] - offset)]
+        masked = self._not_past.sub(lambda m: "＿" * len(m.group()), clause) if self._not_past else clause
+        if future and self._strong_past is not None:
+            last_date = max(d.span[1] - offset for d in future)
+            after = self._verb(masked[last_date:])
+            if after is not None and self._strong_past.match(masked, last_date + after.end()):
+                return False  # "周二那天去过了": the verb after the date is marked as done
+        if future:
+            return True
+        past = bool(self._past.search(masked)) or any(d.past and not d.deadline for d in dates) \
+            or bool(_EXPERIENTIAL.match(clause, verb.end()))
+        if not past and any(d.past and d.deadline for d in dates):
+            return True  # "11月3号前把资料发过去" written on the 20th: a commitment with a wrong date
+        if past:
+            return False
+        # "今天" on its own dates a report as often as a plan ("今天第一次见", "今天去华山医院见了…"):
+        # only a clock time, a deadline or a day period ("今晚", "今天下午三点前") makes it a commitment;
+        # otherwise the usual signals below decide
+        if any(d.due == today and (d.due_at is not None or d.deadline) for d in dates):
+            return True
+        return bool(self._future.search(clause) or self._subject.search(clause, 0, verb.start())
+                    or "把" in clause[:verb.start()])
+
+    def _is_past_report(self, clause: str) -> bool:
+        masked = self._not_past.sub(lambda m: "＿" * len(m.group()), clause) if self._not_past else clause
+        return bool(self._past.search(masked))
+
+    def _reported(self, clause: str, start: int, end: int) -> bool:
+        return self._speech is not None and end > start and self._speech.search(clause, start, end) is not None
+
+    @staticmethod
+    def _date_only(text: str, s: int, e: int, dates: Sequence[DueDate]) -> bool:
+        rest = list(text[s:e])
+        for d in dates:
+            for k in range(max(d.span[0], s), min(d.span[1], e)):
+                rest[k - s] = ""
+        return bool(_DATE_ONLY_REST.match("".join(rest)))
+
+    @staticmethod
+    def _describe(text: str, s: int, e: int, dates: Sequence[DueDate]) -> str:
+        """The clause without its date words and leading pronouns: "把参数对比表发给他"."""
+        chars = list(text[s:e])
+        for d in dates:
+            for k in range(max(d.span[0], s), min(d.span[1], e)):
+                chars[k - s] = ""
+        described = _LEAD.sub("", "".join(chars)).strip(" ，,。")
+        return described or text[s:e].strip()

@@ -1,0 +1,192 @@
+"""Turn one rep message (typed or a voice transcript) into a structured follow-up note.
+
+The pipeline is deliberately rule-based and lexicon-driven: sales ops can fix a miss by
+editing TOML, every decision can be explained, and it runs at thousands of messages per
+second in one process.  See the sibling modules for the reasoning behind each step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .actions import ActionDetector
+from .amounts import find_amount
+from .classify import Classifier
+from .dates import find_dates
+from .entities import EntityFinder
+from .lexicon import Lexicon
+from .segment import Segmenter
+from .text import Language
+
+
+@dataclass
+class NextAction:
+    text: str
+    due: date | None
+    due_at: datetime | None
+    owner: str = "rep"
+    past: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "due": self.due.isoformat() if self.due else None,
+                "due_at": self.due_at.isoformat() if self.due_at else None, "owner": self.owner}
+
+
+@dataclass
+class Note:
+    stage: str | None = None
+    concerns: list[str] = field(default_factory=list)
+    cues: list[str] = field(default_factory=list)
+    next_action: NextAction | None = None
+    contacts: list[str] = field(default_factory=list)
+    account: str | None = None
+    departments: list[str] = field(default_factory=list)
+    amount: int | None = None
+    competitors: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    confidence: dict[str, float] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        """True when the message carried nothing worth storing ("收到", "好的👍")."""
+        return not (self.stage or self.concerns or self.cues or self.next_action or self.contacts
+                    or self.account or self.departments or self.amount is not None or self.competitors
+                    or self.products)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON contract (without "id")."""
+        return {
+            "stage": self.stage, "concerns": list(self.concerns), "cues": list(self.cues),
+            "next_action": self.next_action.to_dict() if self.next_action else None,
+            "contacts": list(self.contacts), "account": self.account, "departments": list(self.departments),
+            "amount": self.amount, "competitors": list(self.competitors), "products": list(self.products),
+            "missing": list(self.missing), "confidence": dict(self.confidence),
+        }
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+class Extractor:
+    """Holds the compiled lexicon; ``extract`` is pure given (text, now)."""
+
+    def __init__(self, lexicon: Lexicon, tz: str = "Asia/Shanghai") -> None:
+        self.lexicon = lexicon
+        self.tz = ZoneInfo(tz)
+        self._lang = Language(lexicon.language)
+        seg_words = [*lexicon.hospitals.aliases, *lexicon.departments, *lexicon.people.titles,
+                     *lexicon.product_terms, *(f for b in lexicon.brands for f in b.forms),
+                     *(w for w in lexicon.hospitals.boundary_words if len(w) > 1)]
+        self.segmenter = Segmenter(seg_words)
+        self._entities = EntityFinder(lexicon, self.segmenter)
+        self._classifier = Classifier(lexicon, self._lang)
+        self._actions = ActionDetector(lexicon.actions)
+
+    def warm_up(self) -> None:
+        """Load the tokenizer now instead of on the first hospital name (for servers)."""
+        self.segmenter.initialize()
+        self.extract("明天去市一院见王主任，报价80万")
+
+    def now(self, now: datetime | None = None) -> datetime:
+        if now is None:
+            return datetime.now(self.tz)
+        if now.tzinfo is None:
+            return now.replace(tzinfo=self.tz)
+        return now.astimezone(self.tz)
+
+    def extract(self, text: str, now: datetime | None = None) -> Note:
+        now = self.now(now)
+        clean = self._lang.normalize(text or "")
+        if not clean or self._lang.is_chatter(clean):
+            return Note()
+        dates = find_dates(clean, now, self.lexicon.holidays)
+        clauses = self._lang.split_long(clean, Language.clauses(clean), (d.span[0] for d in dates))
+        ent = self._entities
+
+        competitors = ent.competitors(clean)
+        comp_spans = [(c.start, c.end) for c in competitors]
+        departments = [d for d in ent.departments(clean)
+                       if not any(s < d.end and d.start < e for s, e in comp_spans)]
+        accounts = ent.accounts(clean)
+        blocked = [(d.start, d.end) for d in departments] + [(a.start, a.end) for a in accounts]
+        customer = ent.customer(clean, accounts)
+        contacts = [c for c in ent.contacts(clean)
+                    if not any(a.start <= c.start < a.end for a in accounts)]
+        products = ent.products(clean, blocked + comp_spans)
+        amount = find_amount(clean)
+
+        actions = self._actions.detect(clean, clauses, dates, now.date(),
+                                       [(d.start, d.end) for d in departments] + [(c.start, c.end) for c in contacts])
+        chosen = self._actions.choose(actions)
+        stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
+                                       blocked)
+        concerns = self._classifier.concerns(clean, clauses, competitors)
+        cues = self._classifier.cues(clean, clauses)
+
+        next_action = None
+        if chosen is not None:
+            due = chosen.due
+            next_action = NextAction(chosen.text, due.due if due else None, due.due_at if due else None,
+                                     past=bool(due and due.past))
+        brands_seen: set[str] = set()
+        competitor_names = []
+        for comp in competitors:
+            if comp.key not in brands_seen:
+                brands_seen.add(comp.key)
+                competitor_names.append(comp.text)
+
+        note = Note(
+            stage=stage.code if stage else None, concerns=concerns, cues=cues, next_action=next_action,
+            contacts=_unique([c.text for c in contacts]), account=customer.text if customer else None,
+            departments=_unique([d.text for d in departments]), amount=amount[0] if amount else None,
+            competitors=competitor_names, products=_unique([p.text for p in products]),
+        )
+        if note.is_empty():
+            return Note()
+        note.confidence = self._confidence(note, stage.confidence if stage else 0.0,
+                                           customer.confidence if customer else 0.0)
+        note.missing = self._missing(note)
+        return note
+
+    def _missing(self, note: Note) -> list[str]:
+        required = self.lexicon.required.get(note.stage or "default", self.lexicon.required["default"])
+        missing = []
+        for name in required:
+            if name == "due":
+                if note.next_action is not None and note.next_action.due is None:
+                    missing.append(name)
+            elif name == "next_action":
+                if note.next_action is None:
+                    missing.append(name)
+            elif getattr(note, name) in (None, [], ""):
+                missing.append(name)
+        return missing
+
+    @staticmethod
+    def _confidence(note: Note, stage_conf: float, account_conf: float) -> dict[str, float]:
+        conf: dict[str, float] = {}
+        if note.stage:
+            conf["stage"] = stage_conf
+        if note.account:
+            conf["account"] = account_conf
+        if note.contacts:
+            conf["contacts"] = 0.9
+        if note.departments:
+            conf["departments"] = 0.9
+        if note.amount is not None:
+            conf["amount"] = 0.95
+        if note.competitors:
+            conf["competitors"] = 0.9
+        if note.products:
+            conf["products"] = 0.8
+        if note.concerns:
+            conf["concerns"] = 0.75
+        if note.cues:
+            conf["cues"] = 0.8
+        if note.next_action:
+            conf["next_action"] = 0.75
+            conf["due"] = 0.9 if note.next_action.due and not note.next_action.past else 0.5
+        return conf

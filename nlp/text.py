@@ -1,0 +1,203 @@
+"""Text plumbing shared by the extractors: normalisation, clauses, keyword scanning, negation.
+
+Why clauses: negation, "past vs. planned" and "who acts" are all local to a clause in rep
+messages ("价格不是问题，关键是要有注册证"), so every decision is taken inside one clause.
+Voice transcripts have no punctuation; their discourse words ("然后", "那个") act as breaks.
+
+Keyword scanning uses one compiled alternation per keyword family, longest keyword first,
+which gives leftmost-longest matches in a single pass (cheaper than a tokenizer).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .lexicon import KeywordGroup, LanguageWords
+from .numerals import FULLWIDTH
+
+_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|\s+|(?<!\d)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
+
+
+class LiteralMatcher:
+    """Leftmost-longest literal matching, fast for large CJK vocabularies.
+
+    Python's regex engine is fast on a plain alternation of literals but slows down a lot when
+    alternatives carry look-arounds, which ASCII words need ("GE" must not match in "GEL").
+    So CJK words go in one plain alternation and ASCII words in a second one that only runs
+    when the text has ASCII letters at all.
+    """
+
+    def __init__(self, words: Iterable[str], ignore_case_ascii: bool = False) -> None:
+        words = set(words)
+        ascii_words = {w for w in words if w.isascii() and any(ch.isalpha() for ch in w)}
+        self._cjk = re.compile(_plain_alternation(words - ascii_words)) if words - ascii_words else None
+        # short ASCII words ("GE", "BD", "CT") are matched case-sensitively, longer ones ignoring case
+        loose = {w for w in ascii_words if ignore_case_ascii and len(w) >= 3}
+        self._ascii = tuple(
+            re.compile(rf"(?<![A-Za-z])(?:{_plain_alternation(group)})(?![A-Za-z])", re.IGNORECASE if i else 0)
+            for i, group in enumerate((ascii_words - loose, loose)) if group)
+
+    def finditer(self, text: str) -> list[re.Match[str]]:
+        found = list(self._cjk.finditer(text)) if self._cjk is not None else []
+        if self._ascii and _HAS_ASCII_LETTER.search(text):
+            extra = [m for rx in self._ascii for m in rx.finditer(text)
+                     if not any(f.start() < m.end() and m.start() < f.end() for f in found)]
+            if extra:
+                found = sorted(found + extra, key=lambda m: m.start())
+        return found
+
+
+_HAS_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _plain_alternation(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+
+
+def alternation(words: Iterable[str], ignore_case_ascii: bool = False) -> str:
+    """Regex alternation of literal words, longest first (so the longest keyword wins)."""
+    parts = []
+    for word in sorted(set(words), key=lambda w: (-len(w), w)):
+        escaped = re.escape(word)
+        if word.isascii() and any(ch.isalpha() for ch in word):
+            # ASCII brand/department names must stand alone: "GE" is not inside "GEL"
+            escaped = rf"(?<![A-Za-z]){escaped}(?![A-Za-z])"
+            if ignore_case_ascii and len(word) >= 3:
+                escaped = f"(?i:{escaped})"
+        parts.append(escaped)
+    return "|".join(parts) if parts else r"(?!x)x"
+
+
+@dataclass(frozen=True)
+class Hit:
+    code: str
+    start: int
+    end: int
+    text: str
+
+
+class KeywordScanner:
+    """Finds the keywords and patterns of a family of codes (stages, concerns or cues)."""
+
+    def __init__(self, groups: Sequence[KeywordGroup]) -> None:
+        self._code_of: dict[str, str] = {}
+        for group in groups:
+            for kw in group.keywords:
+                self._code_of.setdefault(kw, group.code)
+        self._rx = LiteralMatcher(self._code_of)
+        # one alternation per code keeps the number of regex passes small
+        self._patterns = tuple((g.code, re.compile("|".join(f"(?:{p})" for p in g.patterns)))
+                               for g in groups if g.patterns)
+        self._exclude = {g.code: re.compile(alternation(g.exclude)) for g in groups if g.exclude}
+
+    def scan(self, text: str) -> list[Hit]:
+        hits = [Hit(self._code_of[m.group()], m.start(), m.end(), m.group()) for m in self._rx.finditer(text)]
+        for code, rx in self._patterns:
+            hits.extend(Hit(code, m.start(), m.end(), m.group()) for m in rx.finditer(text))
+        if self._exclude:
+            hits = [h for h in hits if not self._excluded(text, h)]
+        hits.sort(key=lambda h: (h.start, -h.end))
+        return hits
+
+    def _excluded(self, text: str, hit: Hit) -> bool:
+        rx = self._exclude.get(hit.code)
+        if rx is None:
+            return False
+        lo = max(0, hit.start - 8)
+        return any(m.start() + lo <= hit.start and hit.end <= m.end() + lo for m in rx.finditer(text[lo:hit.end + 8]))
+
+
+class Language:
+    """Normalisation, clause splitting and negation, driven by language.toml."""
+
+    def __init__(self, words: LanguageWords) -> None:
+        self._fillers = re.compile(alternation(words.fillers)) if words.fillers else None
+        self._breaks = re.compile(alternation(words.soft_breaks)) if words.soft_breaks else None
+        self._neg_before = re.compile(f"(?:{alternation(words.negation_before)})$")
+        bridges = alternation(words.negation_bridges)
+        self._neg_after = re.compile(f"(?:{bridges})*(?:{alternation(words.negation_after)})")
+        self._positive = re.compile(alternation(words.positive_frames))
+        self._chatter = frozenset(words.chatter)
+        self._starters = re.compile(alternation(words.clause_starters)) if words.clause_starters else None
+        self._no_split = re.compile(f"(?:{alternation(words.no_split_after)})$") if words.no_split_after else None
+        self._split_min = words.split_min_length
+
+    def normalize(self, text: str) -> str:
+        """Full-width → ASCII, fillers dropped, discourse words turned into clause breaks."""
+        out = text.translate(FULLWIDTH).strip()
+        if self._fillers is not None:
+            out = self._fillers.sub("", out)
+        if self._breaks is not None:
+            out = self._breaks.sub("，", out)
+        return out
+
+    def is_chatter(self, text: str) -> bool:
+        """Only acknowledgements/thanks/emoji ("收到，谢谢", "好的👍")."""
+        if len(text) > 24:
+            return False
+        parts = [p for p in _CLAUSE_BREAK.split(text) if p]
+        cleaned = [re.sub(r"[\W_]+", "", p) for p in parts]
+        return all(not c or c in self._chatter or _only_symbols(p) for c, p in zip(cleaned, parts))
+
+    @staticmethod
+    def clauses(text: str) -> list[tuple[int, int]]:
+        """[start, end) spans of the clauses of ``text`` (punctuation and spaces split)."""
+        spans, start = [], 0
+        for m in _CLAUSE_BREAK.finditer(text):
+            if m.start() > start:
+                spans.append((start, m.start()))
+            start = m.end()
+        if start < len(text):
+            spans.append((start, len(text)))
+        return spans
+
+    def split_long(self, text: str, clauses: Sequence[tuple[int, int]], time_starts: Iterable[int]
+                   ) -> list[tuple[int, int]]:
+        """Split unpunctuated long clauses where a time expression starts (voice transcripts)."""
+        starts = sorted(set(time_starts))
+        out: list[tuple[int, int]] = []
+        for s, e in clauses:
+            if e - s < self._split_min:
+                out.append((s, e))
+                continue
+            cuts = [p for p in starts if s + 2 <= p < e - 1]
+            if self._starters is not None:
+                cuts.extend(m.start() + s for m in self._starters.finditer(text[s:e]) if m.start() >= 2)
+            begin = s
+            for p in sorted(set(cuts)):
+                if p - begin < 2 or (self._no_split is not None and self._no_split.search(text[begin:p])):
+                    continue
+                out.append((begin, p))
+                begin = p
+            out.append((begin, e))
+        return out
+
+    def negated(self, clause: str, start: int, end: int, before: bool = True, after: bool = True) -> bool:
+        """Is the keyword at clause[start:end] negated ("没提竞品", "价格不是问题")?
+
+        ``before=False`` only honours negation after the keyword: for process steps "还没签字"
+        is the concern itself, while "审批走完了" settles it.
+        """
+        if before and self._neg_before.search(clause[max(0, start - 6):start]):
+            return True
+        return after and self._neg_after.match(clause, end) is not None
+
+    def positive(self, clause: str) -> bool:
+        """Clause framed as a strength or satisfaction ("优势是售后响应快"); "不满意" is not."""
+        for m in self._positive.finditer(clause):
+            if not self._neg_before.search(clause[max(0, m.start() - 3):m.start()]):
+                return True
+        return False
+
+
+def _only_symbols(text: str) -> bool:
+    return all(not ch.isalnum() for ch in text)
+
+
+def clause_index(spans: Sequence[tuple[int, int]], pos: int) -> int:
+    """Index of the clause containing ``pos`` (or the one before a break)."""
+    for i, (s, e) in enumerate(spans):
+        if pos < e:
+            return i if pos >= s else max(0, i - 1)
+    return len(spans) - 1
