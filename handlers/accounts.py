@@ -1,0 +1,122 @@
+"""``#客户 华山医院``: one hospital at a glance — stage, amount, latest notes, open to-dos.
+
+Alias-aware ("市一院" finds 市第一人民医院). Reps see their own opportunities and notes;
+managers, sales ops and admins see everyone's, because they coach across the team.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from bot.context import AppContext
+from bot.messages import Inbound, Reply
+from bot.router import HandlerContext, HandlerResult, Router, hashtag, matches
+from cards.model import Card, CardField
+from handlers.notes_card import money, stage_label
+from handlers.notes_extract import extract, local_now, to_draft
+from storage.models import Account, Opportunity, Person, Task
+from storage.notes import OPEN, account_notes, account_opportunities, find_account, search_accounts
+
+ACCOUNT_RX = r"^[#＃]\s*(?:客户|医院)\s*(.*)$"
+SEES_ALL = ("manager", "sales_ops", "admin")
+
+
+async def _my_accounts(app: AppContext, hc: HandlerContext) -> Reply:
+    rows = (
+        await hc.session.execute(
+            select(Opportunity, Account)
+            .join(Account, Account.id == Opportunity.account_id)
+            .where(Opportunity.owner_id == hc.person.id, Opportunity.status == OPEN)
+            .order_by(Opportunity.last_activity_at.desc())
+            .limit(20)
+        )
+    ).all()
+    if not rows:
+        return Reply(text="还没有客户记录。发一条跟进（例如“今天去华山医院做了演示”）就会自动建立。")
+    tz = app.config.tz
+    lines = []
+    for opp, account in rows:
+        last = opp.last_activity_at.astimezone(tz)
+        stage = stage_label(app, opp.stage) or "未定阶段"
+        lines.append(f"{account.name} · {stage} · 最近 {last.month}月{last.day}日")
+    return Reply(card=Card(title="我的客户", kind="accounts", blocks=tuple(lines),
+                           subtitle="发 #客户 医院名 查看详情"), tag="account.list")
+
+
+async def account_card(app: AppContext, hc: HandlerContext, account: Account) -> Card:
+    owner_filter = None if hc.person.role in SEES_ALL else hc.person.id
+    tz = app.config.tz
+    fields: list[CardField] = []
+    opps = await account_opportunities(hc.session, account.id, owner_id=owner_filter)
+    for opp in opps[:3]:
+        owner = await hc.session.get(Person, opp.owner_id) if owner_filter is None else None
+        label = stage_label(app, opp.stage) or "未定阶段"
+        if opp.status != OPEN:
+            label += "（已关闭）"
+        extra = f" · {money(opp.amount)}" if opp.amount else ""
+        who = f"（{owner.name}）" if owner is not None else ""
+        fields.append(CardField("阶段" + who, label + extra))
+    if not opps:
+        fields.append(CardField("阶段", "暂无商机"))
+    if account.aliases:
+        fields.append(CardField("别名", "、".join(account.aliases)))
+    blocks: list[str] = []
+    notes = await account_notes(hc.session, account.id, author_id=owner_filter, limit=3)
+    if notes:
+        blocks.append("最近跟进：")
+    for note in notes:
+        at = note.created_at.astimezone(tz)
+        author = await hc.session.get(Person, note.author_id) if owner_filter is None else None
+        text = (note.raw_text or note.transcript or "").strip().replace("\n", " ")
+        if len(text) > 40:
+            text = text[:40] + "…"
+        by = f"{author.name}：" if author is not None else ""
+        blocks.append(f"· {at.month}月{at.day}日 {by}{text}")
+    opp_ids = [o.id for o in opps if o.status == OPEN]
+    if opp_ids:
+        tasks = (
+            await hc.session.scalars(
+                select(Task).where(Task.opportunity_id.in_(opp_ids), Task.status == OPEN).order_by(Task.due_date, Task.id).limit(3)
+            )
+        ).all()
+        today = local_now(app, hc.now).date()
+        for task in tasks:
+            when = f"{task.due_date.month}月{task.due_date.day}日" if task.due_date else "未定日期"
+            late = "⚠️" if task.due_date is not None and task.due_date < today else ""
+            blocks.append(f"☐ {late}{when} {task.text}")
+    if not notes:
+        blocks.append("还没有跟进记录。")
+    return Card(title=account.name, kind="account", fields=tuple(fields), blocks=tuple(blocks),
+                meta={"account_id": str(account.id)})
+
+
+def router(app: AppContext) -> Router:
+    r = Router("accounts")
+
+    @r.on(hashtag(), matches(ACCOUNT_RX))
+    async def account(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        m = re.match(ACCOUNT_RX, msg.text.strip())
+        assert m is not None
+        name = m.group(1).strip(" ，。,.")
+        if not name:
+            return await _my_accounts(app, hc)
+        canonical = app.services.lexicon.canonical_account
+        found = await find_account(hc.session, name, canonical)
+        if found is None:
+            written = to_draft(extract(app, name, hc.now), name).account
+            if written:
+                found = await find_account(hc.session, written, canonical)
+        if found is None:
+            candidates = await search_accounts(hc.session, name)
+            if len(candidates) == 1:
+                found = candidates[0]
+            elif candidates:
+                names = "、".join(a.name for a in candidates)
+                return Reply(text=f"“{name}”对应多家医院：{names}。请写全称再查。")
+        if found is None:
+            return Reply(text=f"没有找到“{name}”的跟进记录。")
+        return Reply(card=await account_card(app, hc, found), tag="account")
+
+    return r

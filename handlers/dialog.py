@@ -1,0 +1,350 @@
+"""Follow-up questions about a note, and reading the rep's answers.
+
+Why so restrained: a bot that interrogates gets muted. For each note the bot asks at most
+two questions, one at a time, never the same one twice, and only within a short window
+(``[notes] question_window_minutes``). If the next message is clearly a new note rather
+than an answer, the question is dropped silently, never repeated.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.messages import Inbound, Reply
+from bot.router import SKIP, HandlerContext, HandlerResult, Router, text
+from handlers.dialog_state import MISSING, PAST_DUE, clear_pending, load_pending, set_pending
+from handlers.notes_card import day_text, money, stage_label
+from handlers.notes_extract import extract, is_chatter, local_now, policy, to_draft
+from storage.models import Account, Note, Opportunity, Task
+from storage.notes import (
+    NoteDraft,
+    attach_account,
+    audit,
+    create_task,
+    redate_task,
+    resolve_contact,
+    set_amount,
+    set_stage,
+    task_for_note,
+    update_fields,
+)
+
+MAX_QUESTIONS = 2
+# Fields answered implicitly by what the note row already holds.
+_YES = re.compile(r"^(?:是|对|是的|对的|没错|嗯+|好|好的|行|可以|明年|是明年|对，?明年|是指明年)[。！!，,~～]*$")
+_NO = re.compile(r"^(?:不用|不需要|算了|不必|不用了|不用提醒|取消|不要)[。！!，,~～]*$")
+_SHORT = 20
+
+
+def past_due_question(day: date) -> str:
+    return f"截止日期 {day.month}月{day.day}日 已经过了，是指明年吗？还是改个日期？"
+
+
+def remaining_missing(note: Note, task: Task | None) -> list[str]:
+    """Required fields the note still lacks, minus those already asked about."""
+    fields: dict[str, Any] = note.fields or {}
+    asked = set(fields.get("asked") or [])
+    have = {
+        "stage": bool(fields.get("stage")),
+        "account": note.account_id is not None,
+        "contacts": bool(fields.get("contacts")),
+        "departments": bool(fields.get("departments")),
+        "amount": bool(fields.get("amount")),
+        "competitors": bool(fields.get("competitors")),
+        "next_action": task is not None,
+        "due": task is None or task.due_date is not None,
+    }
+    out = []
+    for name in fields.get("missing") or []:
+        if name in asked or have.get(name, False):
+            continue
+        if name == "due" and task is None:
+            continue
+        out.append(name)
+    return out
+
+
+async def ask_next(
+    app: AppContext, session: AsyncSession, note: Note, task: Task | None, *, person_id: int, now: datetime
+) -> str:
+    """Open the next question for ``note`` (or close the dialog); returns the question or ""."""
+    fields = note.fields or {}
+    asked = list(fields.get("asked") or [])
+    todo = remaining_missing(note, task)
+    if len(asked) >= MAX_QUESTIONS or not todo:
+        await clear_pending(session, person_id)
+        return ""
+    name = todo[0]
+    update_fields(note, asked=[*asked, name])
+    await set_pending(
+        session, person_id, {"kind": MISSING, "note_id": note.id, "field": name},
+        now=now, window_minutes=app.config.notes.question_window_minutes,
+    )
+    return app.services.lexicon.question_for(name)
+
+
+async def ask_past_due(app: AppContext, session: AsyncSession, note: Note, task: Task, *, person_id: int, now: datetime) -> str:
+    """A date already behind us: confirm instead of scheduling a reminder into the past."""
+    assert task.due_date is not None
+    asked = list((note.fields or {}).get("asked") or [])
+    update_fields(note, asked=[*asked, "past_due"])
+    await set_pending(
+        session, person_id,
+        {"kind": PAST_DUE, "note_id": note.id, "task_id": task.id, "due": task.due_date.isoformat()},
+        now=now, window_minutes=app.config.notes.question_window_minutes,
+    )
+    return past_due_question(task.due_date)
+
+
+def _next_year(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
+
+
+def _looks_like_new_note(draft: NoteDraft, field_name: str, note: Note, canonical_same: bool) -> bool:
+    """A message with its own stage, concern, action or a different hospital is a new note."""
+    if draft.stage and field_name != "stage" and draft.stage != (note.fields or {}).get("stage"):
+        return True
+    implied = {"competitor"} if draft.competitors and field_name == "competitors" else set()
+    if set(draft.concerns) - implied:
+        return True
+    if draft.action_text and field_name not in ("next_action", "due"):
+        return True
+    if draft.account and field_name != "account" and note.account_id is not None and not canonical_same:
+        return True
+    return False
+
+
+def _bare(value: str) -> str:
+    return value.strip().strip("，。,.!！?？~～ ")
+
+
+class Answerer:
+    """Applies one answer to one pending field; returns the confirmation line or None."""
+
+    def __init__(self, app: AppContext, hc: HandlerContext, note: Note) -> None:
+        self.app = app
+        self.hc = hc
+        self.session = hc.session
+        self.note = note
+
+    async def _audit_note(self, name: str, old: object, new: object) -> None:
+        await audit(self.session, actor_id=self.hc.person.id, entity="note", entity_id=self.note.id,
+                    field_name=name, old=old, new=new, note_id=self.note.id, now=self.hc.now)
+
+    async def apply(self, field_name: str, draft: NoteDraft, raw: str) -> str | None:
+        handler = getattr(self, f"_{field_name}", None)
+        if handler is None:
+            return None
+        return await handler(draft, raw)
+
+    async def _contacts(self, draft: NoteDraft, raw: str) -> str | None:
+        if not draft.contacts:
+            return None
+        fields = self.note.fields or {}
+        departments = draft.departments or list(fields.get("departments") or [])
+        contact = None
+        for i, name in enumerate(draft.contacts):
+            c = await resolve_contact(self.session, self.note.account_id, name,
+                                      departments[0] if departments and i == 0 else "", now=self.hc.now)
+            contact = contact or c
+        await self._audit_note("contacts", ",".join(fields.get("contacts") or []), ",".join(draft.contacts))
+        if self.note.contact_id is None and contact is not None:
+            self.note.contact_id = contact.id
+        update_fields(self.note, contacts=draft.contacts, departments=departments)
+        who = "、".join(draft.contacts)
+        return f"联系人 {who}（{'、'.join(departments)}）" if departments else f"联系人 {who}"
+
+    async def _departments(self, draft: NoteDraft, raw: str) -> str | None:
+        values = draft.departments or ([_bare(raw)] if 0 < len(_bare(raw)) <= 10 else [])
+        if not values:
+            return None
+        await self._audit_note("departments", ",".join((self.note.fields or {}).get("departments") or []), ",".join(values))
+        update_fields(self.note, departments=values)
+        if draft.contacts and not (self.note.fields or {}).get("contacts"):
+            await self._contacts(draft, raw)
+        return f"科室 {'、'.join(values)}"
+
+    async def _account(self, draft: NoteDraft, raw: str) -> str | None:
+        written = draft.account or (_bare(raw) if 0 < len(_bare(raw)) <= _SHORT else "")
+        if not written:
+            return None
+        account, opp = await attach_account(
+            self.session, self.note, written, actor_id=self.hc.person.id,
+            canonical=self.app.services.lexicon.canonical_account, now=self.hc.now,
+        )
+        update_fields(self.note, account=written)
+        if draft.contacts and not (self.note.fields or {}).get("contacts"):
+            await self._contacts(draft, raw)
+        return f"医院 {account.name}"
+
+    async def _amount(self, draft: NoteDraft, raw: str) -> str | None:
+        if not draft.amount:
+            return None
+        await self._audit_note("amount", (self.note.fields or {}).get("amount"), draft.amount)
+        update_fields(self.note, amount=draft.amount)
+        if self.note.opportunity_id is not None:
+            opp = await self.session.get(Opportunity, self.note.opportunity_id)
+            if opp is not None:
+                await set_amount(self.session, opp, draft.amount, actor_id=self.hc.person.id,
+                                 note_id=self.note.id, now=self.hc.now)
+        return f"金额 {money(draft.amount)}"
+
+    async def _competitors(self, draft: NoteDraft, raw: str) -> str | None:
+        values = draft.competitors or ([_bare(raw)] if 0 < len(_bare(raw)) <= 10 else [])
+        if not values:
+            return None
+        await self._audit_note("competitors", ",".join((self.note.fields or {}).get("competitors") or []), ",".join(values))
+        update_fields(self.note, competitors=values)
+        return f"竞品 {'、'.join(values)}"
+
+    async def _stage(self, draft: NoteDraft, raw: str) -> str | None:
+        code = draft.stage or stage_from_text(self.app, raw)
+        if not code:
+            return None
+        await self._audit_note("stage", (self.note.fields or {}).get("stage"), code)
+        update_fields(self.note, stage=code)
+        if self.note.opportunity_id is not None:
+            opp = await self.session.get(Opportunity, self.note.opportunity_id)
+            if opp is not None:
+                await set_stage(self.session, opp, code, actor_id=self.hc.person.id, note_id=self.note.id, now=self.hc.now)
+        return f"阶段 {stage_label(self.app, code)}"
+
+    async def _next_action(self, draft: NoteDraft, raw: str) -> str | None:
+        action = draft.action_text
+        if not action:
+            verbs = self.app.services.lexicon.actions.verbs
+            action = _bare(raw) if any(v in raw for v in verbs) else ""
+        if not action:
+            return None  # "介入科" names something; it does not say what to do
+        due, due_at = draft.due, draft.due_at
+        if due is None:
+            parsed = parse_answer_date(self.app, raw, self.hc.now)
+            if parsed is not None:
+                due, due_at = parsed.due, parsed.due_at
+        today = local_now(self.app, self.hc.now).date()
+        task = await create_task(
+            self.session, owner_id=self.hc.person.id, note=self.note, opportunity_id=self.note.opportunity_id,
+            text=action, due=due, due_at=due_at, remind=due is not None and due >= today,
+            policy=policy(self.app), now=self.hc.now,
+        )
+        line = f"下一步 {action}"
+        if task.due_date is not None:
+            line += f"，截止 {day_text(task.due_date, task.due_at, app=self.app, today=today)}"
+        return line + (_reminder_suffix(self.app, task))
+
+    async def _due(self, draft: NoteDraft, raw: str) -> str | None:
+        parsed = parse_answer_date(self.app, raw, self.hc.now)
+        if parsed is None:
+            return None
+        task = await task_for_note(self.session, self.note.id)
+        if task is None:
+            return None
+        await redate_task(self.session, task, parsed.due, parsed.due_at, actor_id=self.hc.person.id,
+                          policy=policy(self.app), now=self.hc.now)
+        today = local_now(self.app, self.hc.now).date()
+        return f"截止 {day_text(task.due_date, task.due_at, app=self.app, today=today)}" + _reminder_suffix(self.app, task)
+
+
+def _reminder_suffix(app: AppContext, task: Task) -> str:
+    if task.remind_at is None:
+        return ""
+    local = task.remind_at.astimezone(app.config.tz)
+    if local.date() == task.due_date:
+        return f"，当天 {local:%H:%M} 提醒你"
+    return f"，{local.month}月{local.day}日 {local:%H:%M} 提醒你"
+
+
+def parse_answer_date(app: AppContext, raw: str, now: datetime, base: date | None = None) -> Any:
+    """A standalone date answer ("周四", "不对，是下周四", "推迟两天") as an ``nlp.dates.DueDate``."""
+    from nlp.dates import parse_date_answer
+
+    return parse_date_answer(raw, local_now(app, now), base=base, holidays=app.services.lexicon.holidays)
+
+
+def stage_from_text(app: AppContext, raw: str) -> str | None:
+    """A stage named by its Chinese label ("商务谈判") or code ("negotiation")."""
+    value = _bare(raw).removesuffix("阶段")
+    for group in app.services.lexicon.stages:
+        if value in (group.code, group.label) or group.label in value or group.code == value.lower():
+            return group.code
+    return None
+
+
+def router(app: AppContext) -> Router:
+    r = Router("dialog")
+
+    @r.on(text())
+    async def pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        state = await load_pending(hc.session, hc.person.id, hc.now)
+        if state is None:
+            return SKIP
+        note = await hc.session.get(Note, int(state.get("note_id") or 0))
+        if note is None or note.deleted_at is not None:
+            await clear_pending(hc.session, hc.person.id)
+            return SKIP
+        if state.get("kind") == PAST_DUE:
+            return await _past_due_answer(app, msg, hc, note, state)
+        if is_chatter(app, msg.text):
+            return SKIP  # "好的" does not answer; the question stays open until it expires
+        field_name = str(state.get("field") or "")
+        draft = to_draft(extract(app, msg.text, hc.now), msg.text)
+        same = False
+        if draft.account and note.account_id is not None:
+            account = await hc.session.get(Account, note.account_id)
+            canon = app.services.lexicon.canonical_account(draft.account)
+            same = account is not None and (canon == account.name or draft.account in (account.aliases or []))
+        if _looks_like_new_note(draft, field_name, note, same):
+            await clear_pending(hc.session, hc.person.id)
+            return SKIP
+        line = await Answerer(app, hc, note).apply(field_name, draft, msg.text)
+        if line is None:
+            await clear_pending(hc.session, hc.person.id)
+            return SKIP  # not an answer: handle as an ordinary message, never ask twice
+        task = await task_for_note(hc.session, note.id)
+        question = await ask_next(app, hc.session, note, task, person_id=hc.person.id, now=hc.now)
+        reply = f"✅ 已补充：{line}。"
+        if question:
+            reply += f"\n❓ {question}"
+        return Reply(text=reply, tag="note.answer")
+
+    return r
+
+
+async def _past_due_answer(
+    app: AppContext, msg: Inbound, hc: HandlerContext, note: Note, state: dict[str, Any]
+) -> HandlerResult:
+    task = await hc.session.get(Task, int(state.get("task_id") or 0))
+    if task is None or task.status != "open" or task.due_date is None:
+        await clear_pending(hc.session, hc.person.id)
+        return SKIP
+    raw = msg.text.strip()
+    today = local_now(app, hc.now).date()
+    new_due: date | None = None
+    new_at: datetime | None = None
+    if _YES.match(raw):
+        new_due = _next_year(task.due_date)
+        if task.due_at is not None:
+            new_at = task.due_at.astimezone(app.config.tz).replace(year=new_due.year, month=new_due.month, day=new_due.day)
+    elif _NO.match(raw):
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text="好的，这条不设提醒，可以在 #待办 里看到。", tag="note.answer")
+    else:
+        parsed = parse_answer_date(app, raw, hc.now)
+        if parsed is None or parsed.due < today:
+            await clear_pending(hc.session, hc.person.id)
+            return SKIP
+        new_due, new_at = parsed.due, parsed.due_at
+    await redate_task(hc.session, task, new_due, new_at, actor_id=hc.person.id, policy=policy(app), now=hc.now)
+    question = await ask_next(app, hc.session, note, task, person_id=hc.person.id, now=hc.now)
+    reply = f"✅ 截止改为 {day_text(task.due_date, task.due_at, app=app, today=today)}{_reminder_suffix(app, task)}。"
+    if question:
+        reply += f"\n❓ {question}"
+    return Reply(text=reply, tag="note.answer")

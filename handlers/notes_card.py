@@ -1,0 +1,137 @@
+"""The compact "已记录" card a rep gets back for a note, and shared formatting helpers.
+
+Why compact: reps read it on a phone between two hospital corridors. Only fields that
+have a value are shown; the one open question (if any) is the last line, so the rep
+sees at a glance what was understood and what is still needed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from cards.model import Button, Card, CardField
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+    from storage.models import Account, Note, Opportunity, Task
+
+WEEKDAYS = "一二三四五六日"
+
+
+def stage_label(app: AppContext, code: str | None) -> str:
+    if not code:
+        return ""
+    for group in app.services.lexicon.stages:
+        if group.code == code:
+            return group.label
+    return code
+
+
+def concern_labels(app: AppContext, codes: list[str]) -> list[str]:
+    labels = {g.code: g.label for g in app.services.lexicon.concerns}
+    return [labels.get(c, c) for c in codes]
+
+
+def money(amount: int | None) -> str:
+    """800000 → "80万", 865000 → "86.5万", 1200000 → "120万"; small sums in 元."""
+    if amount is None:
+        return ""
+    if amount >= 10_000:
+        wan = amount / 10_000
+        text = f"{wan:.2f}".rstrip("0").rstrip(".")
+        return f"{text}万"
+    return f"{amount}元"
+
+
+def day_text(day: date | None, at: datetime | None = None, *, app: AppContext | None = None, today: date | None = None) -> str:
+    """"11月25日 周三" (+ " 14:00" when a time was given)."""
+    if day is None:
+        return ""
+    text = f"{day.month}月{day.day}日 周{WEEKDAYS[day.weekday()]}"
+    if today is not None and day.year != today.year:
+        text = f"{day.year}年{text}"
+    if at is not None:
+        local = at.astimezone(app.config.tz) if app is not None else at
+        text += f" {local:%H:%M}"
+    return text
+
+
+def note_card(
+    app: AppContext,
+    note: Note,
+    *,
+    account: Account | None,
+    opportunity: Opportunity | None,
+    task: Task | None,
+    question: str = "",
+    stage_kept: str | None = None,
+    title: str = "已记录",
+    today: date | None = None,
+    role: str | None = None,
+) -> Card:
+    fields: dict[str, Any] = note.fields or {}
+    rows: list[CardField] = []
+    stage = fields.get("stage")
+    if stage:
+        text = stage_label(app, stage)
+        if stage_kept:
+            text += f"（商机仍为 {stage_label(app, stage_kept)}，如需回退请说“阶段改成…”）"
+        rows.append(CardField("阶段", text))
+    elif opportunity is not None and opportunity.stage:
+        rows.append(CardField("阶段", f"{stage_label(app, opportunity.stage)}（未变）"))
+    concerns = fields.get("concerns") or []
+    if concerns:
+        rows.append(CardField("关注点", "、".join(concern_labels(app, concerns))))
+    if task is not None:
+        rows.append(CardField("下一步", task.text))
+        if task.due_date is not None:
+            rows.append(CardField("截止", day_text(task.due_date, task.due_at, app=app, today=today)))
+    contacts = fields.get("contacts") or []
+    departments = fields.get("departments") or []
+    if contacts:
+        who = "、".join(contacts)
+        rows.append(CardField("联系人", f"{who}（{'、'.join(departments)}）" if departments else who))
+    elif departments:
+        rows.append(CardField("科室", "、".join(departments)))
+    if account is not None:
+        rows.append(CardField("医院", account.name))
+    amount = fields.get("amount")
+    if amount:
+        rows.append(CardField("金额", money(int(amount))))
+    competitors = fields.get("competitors") or []
+    if competitors:
+        rows.append(CardField("竞品", "、".join(competitors)))
+
+    blocks: list[str] = []
+    if question:
+        blocks.append(f"❓ {question}")
+
+    buttons = _talk_track_buttons(app, list(concerns), role) if concerns else []
+    buttons.append(Button("撤销", command=f"撤销 {note.id}"))
+
+    subtitle = f"🎤 {note.transcript}" if note.source == "voice" and note.transcript else ""
+    return Card(
+        title=title,
+        kind="note",
+        subtitle=subtitle,
+        fields=tuple(rows),
+        blocks=tuple(blocks),
+        buttons=tuple(buttons),
+        meta={"note_id": str(note.id)},
+    )
+
+
+def _talk_track_buttons(app: AppContext, concerns: list[str], role: str | None) -> list[Button]:
+    """One-tap talk tracks for the note's concerns; a playbook problem never loses the card."""
+    try:
+        playbook = app.services.playbook
+        if playbook is None:
+            return []
+        from cards.playbook import talk_track_buttons
+
+        current = getattr(playbook, "current", playbook)  # a PlaybookService or a Playbook
+        return list(talk_track_buttons(current, concerns, role=role))
+    except Exception:  # noqa: BLE001 - broken playbook content must not fail the note
+        app.log.warning("notes.talk_track_buttons_failed", exc_info=True)
+        return []

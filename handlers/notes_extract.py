@@ -1,0 +1,110 @@
+"""The bridge from the extraction engine to the storage layer.
+
+Why a bridge: ``storage.notes`` must not depend on the extractor's classes (they evolve
+with the NLP work), and every handler that reads a rep's words (new notes, answers,
+corrections) needs the same conversion and the same notion of "local now".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from storage.notes import NoteDraft, ReminderPolicy
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+
+_PUNCT = re.compile(r"[\s，。,.!！?？~～、…:：;；\"'“”‘’()（）\[\]【】]+")
+
+
+def local_now(app: AppContext, now: datetime) -> datetime:
+    """The extractor and date parser resolve "明天" against the local calendar day."""
+    return now.astimezone(app.config.tz)
+
+
+def policy(app: AppContext) -> ReminderPolicy:
+    return ReminderPolicy(tz=app.config.tz, hour=app.config.notes.reminder_hour)
+
+
+def _jsonable(value: Any) -> Any:
+    """Note.fields is a JSON column: dates become ISO strings, anything odd becomes text."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def extract(app: AppContext, text: str, now: datetime) -> Any:
+    """Run the per-process extractor on ``text`` as of ``now`` (aware)."""
+    return app.services.extractor.extract(text, local_now(app, now))
+
+
+def to_draft(note: Any, text: str, *, source: str = "text", transcript: str = "") -> NoteDraft:
+    """Convert an ``nlp.extract.Note`` into a storage draft."""
+    action = getattr(note, "next_action", None)
+    stage = getattr(note, "stage", None)
+    if isinstance(stage, (list, tuple)):
+        stage = stage[0] if stage else None
+    account = getattr(note, "account", None)
+    if isinstance(account, (list, tuple)):
+        account = account[0] if account else None
+    return NoteDraft(
+        text=text,
+        source=source,
+        transcript=transcript,
+        stage=stage or None,
+        concerns=list(getattr(note, "concerns", []) or []),
+        cues=list(getattr(note, "cues", []) or []),
+        contacts=list(getattr(note, "contacts", []) or []),
+        account=account or None,
+        departments=list(getattr(note, "departments", []) or []),
+        amount=getattr(note, "amount", None),
+        competitors=list(getattr(note, "competitors", []) or []),
+        products=list(getattr(note, "products", []) or []),
+        action_text=(getattr(action, "text", "") or text).strip() if action is not None else None,
+        due=_as_date(getattr(action, "due", None)) if action is not None else None,
+        due_at=_as_datetime(getattr(action, "due_at", None)) if action is not None else None,
+        past=bool(getattr(action, "past", False)) if action is not None else False,
+        missing=list(getattr(note, "missing", []) or []),
+        extracted=_jsonable(note.to_dict()) if hasattr(note, "to_dict") else {},
+    )
+
+
+def is_chatter(app: AppContext, text: str) -> bool:
+    """Acknowledgements, thanks and emoji: nothing to store and nothing worth answering."""
+    words = set(app.services.lexicon.language.chatter)
+    parts = [p for p in _PUNCT.split(text.strip()) if p]
+    if not parts:
+        return True
+    for part in parts:
+        core = "".join(ch for ch in part if ch.isalnum())
+        if not core:
+            continue  # emoji / symbols only
+        if part in words or core in words:
+            continue
+        if any(part.startswith(w) and all(not c.isalnum() for c in part[len(w):]) for w in words):
+            continue  # "辛苦了👍"
+        return False
+    return True
