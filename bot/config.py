@@ -109,8 +109,13 @@ class WeComConfig(_Section):
     api_base: str = "https://qyapi.weixin.qq.com"
     callback_path: str = "/wecom/callback"
     robot_webhook_key: str = ""
-    per_member_per_minute: int = Field(30, ge=1)
-    robot_per_minute: int = Field(20, ge=1)
+    per_member_per_minute: int = Field(30, ge=1, description="WeCom's limit: app messages per member per minute")
+    robot_per_minute: int = Field(20, ge=1, description="WeCom's limit: group-robot messages per minute")
+    task_id_prefix: str = Field(
+        "genjin", pattern=r"^[A-Za-z0-9_@-]{1,40}$", description="prefix of template-card task_ids (unique per app)"
+    )
+    token_refresh_margin: float = Field(300, ge=0, description="refresh access_token this many seconds before expiry")
+    request_timeout: float = Field(10, gt=0, le=120, description="seconds per WeCom API request")
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -130,9 +135,18 @@ class DingTalkConfig(_Section):
     oapi_base: str = "https://oapi.dingtalk.com"
     callback_path: str = "/dingtalk/callback"
     voice: Literal["platform", "local", "both"] = "platform"
-    robot_webhook: str = ""
-    robot_secret: str = ""
+    robot_webhook: str = Field("", description="custom group robot webhook for team-channel pushes (recipient 'default')")
+    robot_secret: str = Field("", description="the robot's 加签 secret (SEC…); empty = unsigned webhook")
     robot_per_minute: int = Field(20, ge=1)
+    robot_throttle_seconds: float = Field(600, gt=0, description="pause after errcode 130101 (DingTalk throttles ~10 min)")
+    gateway_base: str = Field("", description="Stream gateway base URL; empty = api_base")
+    reconnect_min_seconds: float = Field(1.0, gt=0, le=600, description="first Stream reconnect delay")
+    reconnect_max_seconds: float = Field(60.0, gt=0, le=3600, description="longest Stream reconnect delay")
+    http_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    callback_max_skew_seconds: int = Field(3600, ge=1, description="HTTP callbacks whose timestamp is further off are rejected")
+    token_refresh_margin_seconds: float = Field(300, ge=0, description="refresh the access token this long before it expires")
+    session_webhook_margin_seconds: float = Field(60, ge=0, description="stop using a sessionWebhook this long before it expires")
+    max_media_bytes: int = Field(20 * 1024 * 1024, ge=1024)
 
 
 class Config(_Section):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Config
 
 if TYPE_CHECKING:
+    from cards.playbook import Playbook, PlaybookService
     from nlp.extract import Extractor
     from nlp.lexicon import Lexicon
 
@@ -22,7 +23,7 @@ class Services:
         self._lexicon: Lexicon | None = None
         self._extractor: Extractor | None = None
         self._stt: Any = None
-        self._playbook: Any = None
+        self._playbook: PlaybookService | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -61,9 +62,21 @@ class Services:
             )
         return self._stt
 
-    def set_playbook(self, playbook: Any) -> None:
-        self._playbook = playbook
+    def set_playbook(self, service: PlaybookService) -> None:
+        """Replace the playbook service (tests, or a custom source of talk tracks)."""
+        self._playbook = service
 
     @property
-    def playbook(self) -> Any:
+    def playbook_service(self) -> PlaybookService:
+        """Holds the current playbook and reloads it when ``[playbook] dir`` changes."""
+        if self._playbook is None:
+            from cards.playbook import PlaybookService
+
+            p = self._config.playbook
+            self._playbook = PlaybookService(p.dir or None, watch=p.watch)
         return self._playbook
+
+    @property
+    def playbook(self) -> Playbook:
+        """The current (last valid) playbook; re-checked against the files when watched."""
+        return self.playbook_service.current
