@@ -6,11 +6,25 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from bot import inbox, outbox
 from bot.channels.local import LocalChannel
 from bot.messages import Inbound, Kind, Outbound
 from bot.runtime import Runtime
+
+
+SH = ZoneInfo("Asia/Shanghai")
+MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)  # a Monday morning, for relative dates
+
+
+async def rows(h: Harness, model: Any, *where: Any) -> list[Any]:
+    """All rows of ``model`` matching ``where``, in primary-key order."""
+    async with h.app.sessions() as s:
+        return list((await s.scalars(select(model).where(*where).order_by(*model.__mapper__.primary_key))).all())
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from bot.clock import FakeClock
 from storage.models import Account, AuditLog, Contact, DialogState, Note, Opportunity, Task
-from tests.harness import Harness
+from tests.harness import MONDAY, SH, Harness, rows
 
-SH = ZoneInfo("Asia/Shanghai")
-MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)
 
 
 @pytest.fixture
@@ -25,10 +21,6 @@ async def clock() -> FakeClock:
 async def h(make_runtime, clock: FakeClock) -> Harness:  # type: ignore[no-untyped-def]
     return Harness(await make_runtime(clock=clock))
 
-
-async def rows(h: Harness, model, *where):  # type: ignore[no-untyped-def]
-    async with h.app.sessions() as s:
-        return list((await s.scalars(select(model).where(*where).order_by(*model.__mapper__.primary_key))).all())
 
 
 def questions(replies: list[str]) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -11,20 +10,14 @@ from sqlalchemy import func, select
 from bot.clock import FakeClock
 from bot.messages import Kind
 from storage.models import Account, AuditLog, Contact, DialogState, Note, Opportunity, Person, Task
-from tests.harness import Harness
+from tests.harness import MONDAY, SH, Harness, rows
 
-SH = ZoneInfo("Asia/Shanghai")
-MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)  # Monday
 
 
 @pytest.fixture
 async def h(make_runtime) -> Harness:  # type: ignore[no-untyped-def]
     return Harness(await make_runtime(clock=FakeClock(MONDAY)))
 
-
-async def rows(h: Harness, model, *where):  # type: ignore[no-untyped-def]
-    async with h.app.sessions() as s:
-        return list((await s.scalars(select(model).where(*where).order_by(*model.__mapper__.primary_key))).all())
 
 
 async def person_id(h: Harness, key: str) -> int:

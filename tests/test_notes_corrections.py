@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from bot.clock import FakeClock
 from storage.models import AuditLog, Note, Opportunity, Task
-from tests.harness import Harness
+from tests.harness import MONDAY, SH, Harness, rows
 
-SH = ZoneInfo("Asia/Shanghai")
-MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)
 
 
 @pytest.fixture
 async def h(make_runtime) -> Harness:  # type: ignore[no-untyped-def]
     return Harness(await make_runtime(clock=FakeClock(MONDAY)))
 
-
-async def rows(h: Harness, model, *where):  # type: ignore[no-untyped-def]
-    async with h.app.sessions() as s:
-        return list((await s.scalars(select(model).where(*where).order_by(*model.__mapper__.primary_key))).all())
 
 
 async def test_stage_correction_by_name_and_code(h: Harness) -> None:

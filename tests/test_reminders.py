@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +13,8 @@ from bot.messages import Kind
 from reminders.scheduler import ReminderScheduler
 from reminders.tick import run_reminder_tick
 from storage.models import AuditLog, OutboxRow, Task
-from tests.harness import Harness
+from tests.harness import MONDAY, SH, Harness, rows
 
-SH = ZoneInfo("Asia/Shanghai")
-MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)
 
 
 @pytest.fixture
@@ -29,10 +26,6 @@ async def clock() -> FakeClock:
 async def h(make_runtime, clock: FakeClock) -> Harness:  # type: ignore[no-untyped-def]
     return Harness(await make_runtime(clock=clock))
 
-
-async def rows(h: Harness, model, *where):  # type: ignore[no-untyped-def]
-    async with h.app.sessions() as s:
-        return list((await s.scalars(select(model).where(*where).order_by(*model.__mapper__.primary_key))).all())
 
 
 async def tick(h: Harness) -> int:
