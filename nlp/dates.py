@@ -329,6 +329,11 @@ def _r_weekday(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[da
     rel, wd_ch = m.group("wrel"), m.group("wd")
     if rel is None and m.start() > 0 and m.string[m.start() - 1] in _NUMCH:
         return None  # "一周一次"
+    if rel is None:
+        # "下周一或者周二", "下周三到周五": the second weekday shares the first one's week
+        prev = _WEEKDAY_LIST.search(m.string, max(0, m.start() - 12), m.start())
+        if prev is not None:
+            rel = prev.group("wrel")
     weekday = 5 if wd_ch == "末" else _WEEKDAY[wd_ch]
     monday = today - timedelta(days=today.weekday())
     if rel is None:
@@ -339,6 +344,10 @@ def _r_weekday(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[da
     weeks = {"下下": 2, "下": 1, "上上": -2, "上": -1}.get(rel.rstrip("个"), 0)
     due = monday + timedelta(days=7 * weeks + weekday)
     return due, False, due < today, None
+
+
+_WEEKDAY_LIST = re.compile(r"(?P<wrel>下下个?|下个?|上上个?|上个?|本|这个?)(?:周|星期|礼拜)[一二三四五六日天1-7]"
+                           r"(?:[上下]午|早上|晚上)?(?:或者|或是|或|还是|和|跟|与|、|到|至|-|~|～)$")
 
 
 def _r_monthpart(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, None] | None:

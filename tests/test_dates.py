@@ -28,6 +28,10 @@ HOLIDAYS = load_lexicon().holidays
     ("25号", MON, "2026-11-25", False),
     ("三天内", datetime(2026, 11, 26, 16, 40, tzinfo=TZ), "2026-11-29", True),
     ("两周内到货", MON, "2026-12-07", True),
+    # a bare weekday listed after a qualified one shares its week
+    ("下周一或者周二都行", MON, "2026-11-30", False),
+    ("下周二到周四都在医院", WED, "2026-12-01", False),
+    ("下礼拜三或礼拜五", MON, "2026-12-02", False),
     ("明天", MON, "2026-11-24", False),
     ("后天", MON, "2026-11-25", False),
     ("大后天", MON, "2026-11-26", False),

@@ -427,6 +427,10 @@ CASES = [
     case("g55", MON, "院长已经审批了，等采购办排期。", departments=("采购办",)),
     case("g56", MON, "这次报价我司已经让到八五折，比上次多让了两个点。", stage=["negotiation"]),
     case("g57", MON, "对方坚持再降3个点才签。", stage=["negotiation"], concerns=("price",)),
+    # R18 "下周一或者周二": the second weekday shares the first one's week
+    case("g58", MON, "下周二或者周三去骨科送样机。", stage=["trial"], na="2026-12-01", departments=("骨科",)),
+    case("g59", TUE, "下礼拜四和礼拜五连着两天在手术室跟台。", stage=["trial"], na="2026-12-03", departments=("手术室",)),
+    case("g60", MON, "下下周一到周三我们都在现场装机。", stage=["delivery"], na="2026-12-07"),
     case("d30", MON, "王主任 张主任 李护士长都到了 演示很顺利 下周安排试用", stage=["demo"], na="any",
          contacts=("王主任", "张主任", "李护士长")),
 ]

@@ -1,0 +1,138 @@
+"""Post-processing of whisper output: simplified script, prompts, echo/hallucination guards.
+
+Whisper base writes Mandarin in traditional characters surprisingly often; a simplified-Chinese
+``initial_prompt`` steers it, and a script conversion (zhconv, "zh-hans": script only, no regional
+vocabulary swaps) is the safety net. Prompts and hotwords have a known failure mode: on unclear
+audio the decoder just copies them out, which would put invented products and names in a rep's
+follow-up note, so such output is detected and rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+DEFAULT_PROMPT: Final = "以下是普通话的医疗器械销售跟进语音记录，请使用简体中文和标点符号。"
+MAX_HOTWORDS: Final = 500  # for correction/echo checks; the prompt gets a smaller budget below
+# Prompt budget for hotwords, in characters (~1.3 whisper tokens per Chinese character). Whisper's
+# context is 448 tokens shared by prompt and output: 90 chars ≈ 120 tokens + the 49-token prompt
+# leaves ~270 tokens per 30 s window for the transcript, enough for fast speech.
+MAX_PROMPT_HOTWORD_CHARS: Final = 90
+
+# Phrases whisper emits on silence/noise (learnt from subtitle-laden training data).
+_HALLUCINATIONS: Final = (
+    "请不吝点赞订阅转发打赏支持明镜与点点栏目",
+    "字幕由amaraorg社区提供",
+    "字幕by索兰娅",
+    "优优独播剧场youyoujuchang",
+    "中文字幕志愿者",
+    "谢谢观看",
+    "感谢观看",
+    "请订阅",
+)
+_NON_WORD = re.compile(r"[\W_]+")
+_SPLIT = re.compile(r"[，,、；;。.！!？?\s]+")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified characters; a no-op if zhconv is missing (it is a hard dep)."""
+    try:
+        import zhconv  # noqa: PLC0415
+    except ImportError:  # pragma: no cover
+        return text
+    return zhconv.convert(text, "zh-hans")
+
+
+def squash(text: str) -> str:
+    """Lower-case and drop punctuation/whitespace: the form used for all comparisons here."""
+    return _NON_WORD.sub("", text.lower())
+
+
+def clean_hotwords(hotwords: Sequence[str]) -> list[str]:
+    """Deduplicate, drop blanks, keep order, cap the count (prompt space is limited)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for word in hotwords:
+        word = word.strip()
+        if word and word not in seen:
+            seen.add(word)
+            out.append(word)
+    return out[:MAX_HOTWORDS]
+
+
+def prompt_hotwords(hotwords: Sequence[str], max_chars: int = MAX_PROMPT_HOTWORD_CHARS) -> tuple[str, ...]:
+    """The leading hotwords that fit the prompt budget (callers order them by importance)."""
+    kept: list[str] = []
+    used = 0
+    for word in clean_hotwords(hotwords):
+        if used + len(word) + 1 > max_chars:
+            break
+        kept.append(word)
+        used += len(word) + 1
+    return tuple(kept)
+
+
+def hotword_string(hotwords: Sequence[str]) -> str:
+    return "、".join(prompt_hotwords(hotwords))
+
+
+def is_hallucination(text: str) -> bool:
+    flat = squash(text)
+    return bool(flat) and any(h in flat or flat in h for h in _HALLUCINATIONS if len(flat) >= 4)
+
+
+def is_echo(text: str, prompt: str, hotwords: Sequence[str]) -> bool:
+    """True when ``text`` only parrots the prompt or lists hotwords.
+
+    Two shapes are caught: (1) the squashed text is a long-enough substring of the squashed prompt
+    (or of the hotword list); (2) the text splits into 3+ items nearly all of which are hotwords
+    ("迈瑞、联影、美敦力、…"), which real memos never do.
+    """
+    flat = squash(text)
+    if not flat:
+        return False
+    words = clean_hotwords(hotwords)
+    for source in (squash(prompt), squash("".join(words))):
+        if len(flat) >= 6 and flat in source:
+            return True
+    if words:
+        vocab = {squash(w) for w in words}
+        items = [squash(p) for p in _SPLIT.split(text) if squash(p)]
+        if len(items) >= 3 and sum(item in vocab for item in items) >= 0.8 * len(items):
+            return True
+        covered = _covered_by_hotwords(flat, vocab)
+        if len(flat) >= 8 and covered >= 0.9 * len(flat):
+            return True
+    return False
+
+
+def _covered_by_hotwords(flat: str, vocab: set[str]) -> int:
+    """How many characters of ``flat`` a greedy left-to-right tiling by hotwords covers.
+
+    Only runs of two or more consecutive hotwords count, so a memo that happens to mention one
+    hotword is not mistaken for an echo.
+    """
+    longest = max((len(v) for v in vocab), default=0)
+    covered = run_len = run_words = 0
+    i = 0
+    while i < len(flat):
+        match = next(
+            (n for n in range(min(longest, len(flat) - i), 1, -1) if flat[i : i + n] in vocab), 0
+        )
+        if match:
+            run_len += match
+            run_words += 1
+            i += match
+            continue
+        covered += run_len if run_words >= 2 else 0
+        run_len = run_words = 0
+        i += 1
+    covered += run_len if run_words >= 2 else 0
+    return covered
+
+
+def tidy(text: str) -> str:
+    """Join segment texts the Chinese way: no spaces between CJK characters."""
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])", "", text)
