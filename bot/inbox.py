@@ -15,6 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,6 +24,7 @@ from sqlalchemy.orm import aliased
 from bot.context import AppContext
 from bot.dispatcher import process
 from bot.messages import Inbound, Kind
+from storage.db import claim_set
 from storage.models import InboxRow
 
 UNFINISHED = ("pending", "processing")
@@ -97,30 +99,28 @@ def row_to_inbound(row: InboxRow) -> Inbound:
     )
 
 
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return and_(
-        InboxRow.status.in_(UNFINISHED),
-        or_(InboxRow.lease_until.is_(None), InboxRow.lease_until <= now),
-    )
+def _claimable(now: datetime, row: Any = InboxRow):  # type: ignore[no-untyped-def]
+    return and_(row.status.in_(UNFINISHED), or_(row.lease_until.is_(None), row.lease_until <= now))
 
 
 async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
     """Claim up to ``limit`` rows; returns (id, attempt) pairs this worker now owns."""
     now = app.clock.now()
     lease = now + timedelta(seconds=app.config.pipeline.lease_seconds)
-    earlier = aliased(InboxRow)
+    # The candidate select uses its own alias: a bare ``inbox`` inside the UPDATE's
+    # subquery would be correlated to the UPDATE target, and LIMIT would apply per row.
+    cand, earlier = aliased(InboxRow), aliased(InboxRow)
     blocked = exists().where(
-        earlier.platform == InboxRow.platform,
-        earlier.sender == InboxRow.sender,
+        earlier.platform == cand.platform,
+        earlier.sender == cand.sender,
         earlier.status.in_(UNFINISHED),
-        earlier.id < InboxRow.id,
+        earlier.id < cand.id,
     )
-    candidates = select(InboxRow.id).where(_claimable(now), ~blocked).order_by(InboxRow.id).limit(limit)
-    if app.engine.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+    candidates = select(cand.id).where(_claimable(now, cand), ~blocked).order_by(cand.id).limit(limit)
+    picked = claim_set(candidates, app.engine.dialect.name)
     stmt = (
         update(InboxRow)
-        .where(InboxRow.id.in_(candidates.scalar_subquery()), _claimable(now))
+        .where(InboxRow.id.in_(select(picked.c.id)), _claimable(now))
         .values(status="processing", lease_until=lease, attempts=InboxRow.attempts + 1)
         .returning(InboxRow.id, InboxRow.attempts)
         .execution_options(synchronize_session=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from sqlalchemy.orm import aliased
 from bot.channels.base import PermanentFailure, TemporaryFailure
 from bot.context import AppContext
 from bot.messages import Outbound, Reply
+from storage.db import claim_set
 from storage.models import OutboxRow
 
 UNFINISHED = ("pending", "sending")
@@ -58,30 +60,34 @@ def backoff(app: AppContext, attempts: int) -> float:
 async def _claim(app: AppContext, limit: int = 20) -> list[OutboxRow]:
     now = app.clock.now()
     lease = now + timedelta(seconds=app.config.pipeline.lease_seconds)
-    earlier = aliased(OutboxRow)
-    claimable = and_(
-        OutboxRow.status.in_(UNFINISHED),
-        OutboxRow.next_attempt_at <= now,
-        or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= now),
-    )
+
+    def claimable(row: Any) -> Any:
+        return and_(
+            row.status.in_(UNFINISHED),
+            row.next_attempt_at <= now,
+            or_(row.lease_until.is_(None), row.lease_until <= now),
+        )
+
+    # Aliased candidate select: a bare ``outbox`` in the UPDATE's subquery would be
+    # correlated to the UPDATE target and LIMIT would apply per row.
+    cand, earlier = aliased(OutboxRow), aliased(OutboxRow)
     blocked = exists().where(
-        earlier.platform == OutboxRow.platform,
-        earlier.recipient == OutboxRow.recipient,
+        earlier.platform == cand.platform,
+        earlier.recipient == cand.recipient,
         earlier.status.in_(UNFINISHED),
-        earlier.id < OutboxRow.id,
+        earlier.id < cand.id,
     )
     platforms = list(app.channels)
     candidates = (
-        select(OutboxRow.id)
-        .where(claimable, ~blocked, OutboxRow.platform.in_(platforms))
-        .order_by(OutboxRow.id)
+        select(cand.id)
+        .where(claimable(cand), ~blocked, cand.platform.in_(platforms))
+        .order_by(cand.id)
         .limit(limit)
     )
-    if app.engine.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+    picked = claim_set(candidates, app.engine.dialect.name)
     stmt = (
         update(OutboxRow)
-        .where(OutboxRow.id.in_(candidates.scalar_subquery()), claimable)
+        .where(OutboxRow.id.in_(select(picked.c.id)), claimable(OutboxRow))
         .values(status="sending", lease_until=lease, attempts=OutboxRow.attempts + 1)
         .returning(OutboxRow)
         .execution_options(synchronize_session=False)

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import CTE, Select, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -60,6 +60,19 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
 
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def claim_set(candidates: Select[Any], dialect: str) -> CTE:
+    """Rows to claim, as a CTE evaluated exactly once, for ``UPDATE … WHERE id IN (…)``.
+
+    On PostgreSQL a ``LIMIT … FOR UPDATE SKIP LOCKED`` subquery inside ``IN (…)`` can be
+    re-evaluated while the UPDATE runs: rows just claimed no longer match, more are pulled
+    in and LIMIT is exceeded. A MATERIALIZED CTE pins the set first; SKIP LOCKED lets
+    several nodes claim side by side.
+    """
+    if dialect == "postgresql":
+        return candidates.with_for_update(skip_locked=True).cte("claim").prefix_with("MATERIALIZED")
+    return candidates.cte("claim")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

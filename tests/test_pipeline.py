@@ -203,3 +203,38 @@ async def test_expired_lease_is_reclaimed_and_stale_worker_cannot_finish(make_ru
     assert await process(app, *claimed[0]) == "lost"  # stale attempt number
     assert await process(app, *reclaimed[0]) == "handled"
     assert await _count(app, OutboxRow) == 1
+
+
+async def test_concurrent_notes_about_a_new_hospital_create_it_once(make_runtime: RuntimeFactory) -> None:
+    """Several workers on PostgreSQL may all miss a hospital and race to create it."""
+    from storage.models import Account, Note
+
+    runtime = await make_runtime()
+    app = runtime.app
+    h = Harness(runtime)
+    reps = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
+    for rep in reps:
+        await inbox.accept(app, h.message(rep, "今天去滨江县第三人民医院设备科拜访了赵科长，下周二前把报价单发过去"))
+    owned = [(await inbox.claim(app, limit=1))[0] for _ in reps]
+    await asyncio.gather(*(inbox.handle(app, row_id, attempt) for row_id, attempt in owned))
+    await h.settle()
+    async with app.sessions() as session:
+        rows = (await session.scalars(select(InboxRow))).all()
+    assert [(r.status, r.attempts) for r in rows] == [("done", 1)] * len(reps)
+    assert await _count(app, Account) == 1
+    assert await _count(app, Note) == len(reps)
+
+
+async def test_claims_honour_their_limit(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime()
+    app = runtime.app
+    h = Harness(runtime)
+    for rep in ["zhangwei", "lina", "chenjing", "liuyang", "yangfan"]:
+        await inbox.accept(app, h.message(rep, "你好"))
+    first = await inbox.claim(app, limit=2)
+    second = await inbox.claim(app, limit=2)
+    assert len(first) == 2 and len(second) == 2 and not set(first) & set(second)
+    for row_id, attempt in first + second + await inbox.claim(app, limit=2):
+        await inbox.handle(app, row_id, attempt)
+    assert len(await outbox._claim(app, limit=3)) == 3  # noqa: SLF001
+    assert len(await outbox._claim(app, limit=3)) == 2  # noqa: SLF001
