@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
@@ -157,6 +158,24 @@ def reminder_time(due: date | None, due_at: datetime | None, policy: ReminderPol
 # ---- accounts, contacts, opportunities ----------------------------------------------------
 
 
+async def _insert_unique(session: AsyncSession, row: Any, refind: Callable[[], Any]) -> tuple[Any, bool]:
+    """Insert ``row``, or return the one a concurrent transaction inserted first.
+
+    Two workers on PostgreSQL can both miss a hospital and both create it; the unique
+    constraint rejects the second, and a savepoint keeps our transaction usable.
+    """
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+        return row, True
+    except IntegrityError:
+        existing = await refind()
+        if existing is None:
+            raise
+        return existing, False
+
+
 async def find_account(session: AsyncSession, written: str, canonical: Callable[[str], str]) -> Account | None:
     """The account a rep means by ``written``: canonical name first, then stored aliases."""
     written = written.strip()
@@ -203,9 +222,10 @@ async def resolve_account(
     account = await find_account(session, written, canonical)
     if account is None:
         canon = canonical(written)
-        account = Account(name=canon[:128], aliases=[written] if written != canon else [], created_at=now)
-        session.add(account)
-        await session.flush()
+        new = Account(name=canon[:128], aliases=[written] if written != canon else [], created_at=now)
+        account, created = await _insert_unique(session, new, lambda: find_account(session, written, canonical))
+        if not created:
+            return account, False
         await audit(session, actor_id=actor_id, entity="account", entity_id=account.id, field_name="created",
                     old=None, new=account.name, note_id=None, now=now)
         return account, True
@@ -247,9 +267,8 @@ async def resolve_contact(
     stmt = stmt.where(Contact.account_id == account_id) if account_id is not None else stmt.where(Contact.account_id.is_(None))
     contact = await session.scalar(stmt.order_by(Contact.id).limit(1))
     if contact is None:
-        contact = Contact(account_id=account_id, name=name[:64], department=department[:64], created_at=now)
-        session.add(contact)
-        await session.flush()
+        new = Contact(account_id=account_id, name=name[:64], department=department[:64], created_at=now)
+        contact, _ = await _insert_unique(session, new, lambda: session.scalar(stmt.order_by(Contact.id).limit(1)))
     elif department and not contact.department:
         contact.department = department[:64]
     return contact
