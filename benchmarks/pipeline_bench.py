@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 
+from bot.cli import configure_logging  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.inbox import accept  # noqa: E402
 from bot.messages import Inbound, Kind  # noqa: E402
@@ -130,6 +131,7 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
 
 
 def main() -> int:
+    configure_logging("WARNING", "console")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("-n", type=int, default=1000)
