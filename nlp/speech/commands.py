@@ -19,11 +19,14 @@ from nlp.speech.service import SpeechConfig, create_stt
 def register_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     tr = subparsers.add_parser("transcribe", help="transcribe voice memos locally (one JSON line per file)")
     tr.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    tr.add_argument("--backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper")
-    tr.add_argument("--model", default=None, help="local model path (default: bundled whisper base)")
-    tr.add_argument("--beam", type=int, default=None, help=f"beam size (default {SpeechConfig().beam_size})")
+    tr.add_argument("--backend", choices=["faster-whisper", "openai-whisper"], default=None,
+                    help="default: [speech] backend from the config")
+    tr.add_argument("--model", default=None, help="local model path (default: [speech] model, else bundled whisper base)")
+    tr.add_argument("--beam", type=int, default=None, help="beam size (default: [speech] beam_size)")
     tr.add_argument("--cache-dir", type=Path, default=None, help="where assembled weights are cached")
     tr.add_argument("--hotword", action="append", default=[], help="extra hotword (repeatable)")
+    tr.add_argument("--no-lexicon-hotwords", action="store_true",
+                    help="do not bias recognition towards the lexicon's products, brands and titles")
     tr.add_argument("--json", action="store_true", help="JSON lines (the default; kept for scripts)")
     tr.set_defaults(func=cmd_transcribe)
 
@@ -36,10 +39,25 @@ def register_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentP
 
 
 def _config(args: argparse.Namespace) -> SpeechConfig:
-    kwargs: dict[str, object] = {"backend": args.backend, "model": args.model, "cache_dir": args.cache_dir}
-    if args.beam is not None:
-        kwargs["beam_size"] = args.beam
-    return SpeechConfig(**kwargs)  # type: ignore[arg-type]
+    """``[speech]`` from the config file, with command-line flags taking precedence."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from bot.config import load_config  # noqa: PLC0415
+    from bot.services import speech_config  # noqa: PLC0415
+
+    config = speech_config(load_config(getattr(args, "config", None)).speech)
+    overrides = {"backend": args.backend, "model": args.model, "cache_dir": args.cache_dir, "beam_size": args.beam}
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _hotwords(args: argparse.Namespace) -> list[str]:
+    if args.no_lexicon_hotwords:
+        return list(args.hotword)
+    from bot.config import load_config  # noqa: PLC0415
+    from nlp.lexicon import load_lexicon  # noqa: PLC0415
+
+    lexicon = load_lexicon(load_config(getattr(args, "config", None)).nlp.lexicon_dir or None)
+    return [*args.hotword, *lexicon.hotwords()]
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -48,12 +66,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     Exit status 0 if every file was transcribed, 1 if any failed (errors are still printed as JSON).
     """
     stt = create_stt(_config(args))
+    hotwords = _hotwords(args)
 
     async def run() -> int:
         failed = 0
         for path in args.files:
             try:
-                result = await stt.transcribe(path, hotwords=args.hotword)
+                result = await stt.transcribe(path, hotwords=hotwords)
                 line = {"file": str(path), "text": result.text, "seconds": result.seconds,
                         "audio_seconds": result.audio_seconds}
             except SpeechError as exc:

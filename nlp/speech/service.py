@@ -26,6 +26,7 @@ from nlp.speech.errors import SpeechError
 from nlp.speech.text import (
     DEFAULT_PROMPT,
     clean_hotwords,
+    hotword_char_budget,
     is_echo,
     is_hallucination,
     prompt_hotwords,
@@ -141,7 +142,8 @@ class LocalSpeechToText:
             beam_size=self.config.beam_size,
             temperatures=self.config.temperatures,
             initial_prompt=self.config.initial_prompt,
-            hotwords=prompt_hotwords(words),  # correction/echo checks below use them all
+            # The prompt gets the leading hotwords that fit; correction/echo checks use them all.
+            hotwords=prompt_hotwords(words, hotword_char_budget(decoded.seconds)),
         )
         engine = self.engine()
         try:

@@ -15,10 +15,24 @@ from typing import Final
 
 DEFAULT_PROMPT: Final = "以下是普通话的医疗器械销售跟进语音记录，请使用简体中文和标点符号。"
 MAX_HOTWORDS: Final = 500  # for correction/echo checks; the prompt gets a smaller budget below
-# Prompt budget for hotwords, in characters (~1.3 whisper tokens per Chinese character). Whisper's
-# context is 448 tokens shared by prompt and output: 90 chars ≈ 120 tokens + the 49-token prompt
-# leaves ~270 tokens per 30 s window for the transcript, enough for fast speech.
-MAX_PROMPT_HOTWORD_CHARS: Final = 90
+# Whisper's text context (448 tokens) is shared by prompt and output, per 30 s window. A Chinese
+# character costs ~1.35 tokens. The hotword share of the prompt is sized from the memo length so
+# that even fast speech (6 chars/s) keeps room for its transcript: short memos (the usual case) get
+# up to 165 chars of hotwords (faster-whisper's own 223-token cap), a 30 s+ memo about 105.
+MAX_PROMPT_HOTWORD_CHARS: Final = 165
+MIN_PROMPT_HOTWORD_CHARS: Final = 40
+_TEXT_CTX: Final = 448
+_RESERVED_TOKENS: Final = 64  # the initial prompt (~49 tokens) + special tokens
+_TOKENS_PER_CHAR: Final = 1.35
+_FAST_SPEECH_CHARS_PER_S: Final = 6.0
+
+
+def hotword_char_budget(audio_seconds: float) -> int:
+    """How many characters of hotwords fit in the prompt for a memo of this length."""
+    window = min(max(audio_seconds, 1.0), 30.0)
+    output_tokens = window * _FAST_SPEECH_CHARS_PER_S * _TOKENS_PER_CHAR
+    free = (_TEXT_CTX - _RESERVED_TOKENS - output_tokens) / _TOKENS_PER_CHAR
+    return int(min(MAX_PROMPT_HOTWORD_CHARS, max(MIN_PROMPT_HOTWORD_CHARS, free)))
 
 # Phrases whisper emits on silence/noise (learnt from subtitle-laden training data).
 _HALLUCINATIONS: Final = (
