@@ -4,7 +4,7 @@ VENV   ?= .venv
 PIP    := $(VENV)/bin/pip
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test install install-test lint bench clean
+.PHONY: demo test install install-test install-openai-whisper bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -13,11 +13,21 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install -q -e .
+	$(VENV)/bin/genjin speech install >/dev/null
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed $(VENV)/.installed-openai-whisper
 	$(PIP) install -q -e '.[test]'
 	touch $@
+
+# openai-whisper's metadata asks for triton (GPU); CPU torch plus --no-deps avoids it.
+$(VENV)/.installed-openai-whisper: $(VENV)/.installed
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-deps openai-whisper==20250625
+	$(PIP) install -q 'tiktoken>=0.7' 'numba>=0.60' 'more-itertools>=10'
+	touch $@
+
+install-openai-whisper: $(VENV)/.installed-openai-whisper
 
 install: $(VENV)/.installed
 

@@ -50,10 +50,12 @@ async def _serve(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start()
+    warm = asyncio.create_task(runtime.app.services.warm_up())  # the first memo should not wait for a model load
     print(f"Genjin serving on http://{config.server.host}:{runtime.port}  (Ctrl-C to stop)", file=sys.stderr)
     try:
         await stop.wait()
     finally:
+        warm.cancel()
         await runtime.stop()
     return 0
 

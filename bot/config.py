@@ -76,7 +76,7 @@ class SpeechSection(_Section):
     backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     model: str = Field("", description="model directory, checkpoint path or name; empty = bundled base")
     cache_dir: str = ""
-    beam_size: int = Field(1, ge=1, le=10)
+    beam_size: int = Field(5, ge=1, le=10, description="5 measured best on the dev memos (CER 0.127 vs 0.151)")
     max_seconds: float = Field(120, gt=0, le=3600)
     concurrency: int = Field(2, ge=1, le=16)
     correct_terms: bool = True

@@ -108,6 +108,7 @@ class Runtime:
             await self._runner.cleanup()
         for channel in self.app.channels.values():
             await channel.stop()
+        self.app.services.close()
         await self.app.engine.dispose()
 
     async def __aenter__(self) -> Runtime:

@@ -9,12 +9,30 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from bot.config import Config
+from pathlib import Path
+
+from bot.config import Config, SpeechSection
 
 if TYPE_CHECKING:
     from cards.playbook import Playbook, PlaybookService
+    from nlp.speech import SpeechConfig
     from nlp.extract import Extractor
     from nlp.lexicon import Lexicon
+
+
+def speech_config(section: SpeechSection) -> SpeechConfig:
+    """The ``[speech]`` section as the speech module's own settings (one conversion for all)."""
+    from nlp.speech import SpeechConfig
+
+    return SpeechConfig(
+        backend=section.backend,
+        model=section.model or None,
+        cache_dir=Path(section.cache_dir).expanduser() if section.cache_dir else None,
+        beam_size=section.beam_size,
+        max_seconds=section.max_seconds,
+        concurrency=section.concurrency,
+        correct_terms=section.correct_terms,
+    )
 
 
 class Services:
@@ -46,21 +64,25 @@ class Services:
     def stt(self) -> Any:
         """The speech-to-text backend (``nlp.speech``), loaded lazily."""
         if self._stt is None:
-            from nlp.speech import SpeechConfig, create_stt
+            from nlp.speech import create_stt
 
-            s = self._config.speech
-            self._stt = create_stt(
-                SpeechConfig(
-                    backend=s.backend,
-                    model=s.model or None,
-                    cache_dir=s.cache_dir or None,
-                    beam_size=s.beam_size,
-                    max_seconds=s.max_seconds,
-                    concurrency=s.concurrency,
-                    correct_terms=s.correct_terms,
-                )
-            )
+            self._stt = create_stt(speech_config(self._config.speech))
         return self._stt
+
+    async def warm_up(self) -> None:
+        """Load the lexicon, extractor and speech model before the first message needs them."""
+        extractor = self.extractor
+        warm = getattr(extractor, "warm_up", None)
+        if warm is not None:
+            await asyncio.to_thread(warm)
+        stt_warm = getattr(self.stt, "warmup", None)
+        if stt_warm is not None:
+            await stt_warm()
+
+    def close(self) -> None:
+        if self._stt is not None:
+            self._stt.close()
+            self._stt = None
 
     def set_playbook(self, service: PlaybookService) -> None:
         """Replace the playbook service (tests, or a custom source of talk tracks)."""
