@@ -118,6 +118,7 @@ async def main_async(args: argparse.Namespace) -> int:
     folder = corpus / "voice-dev"
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(args.out or tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
         speech = {"backend": args.backend}
         if args.beam:
             speech["beam_size"] = args.beam
