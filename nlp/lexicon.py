@@ -20,6 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent / "lexicon"
 FILES = (
     "stages.toml", "concerns.toml", "cues.toml", "competitors.toml", "departments.toml", "titles.toml",
     "hospitals.toml", "products.toml", "holidays.toml", "required.toml", "actions.toml", "language.toml",
+    "speech.toml",
 )
 NOTE_FIELDS = ("stage", "account", "contacts", "departments", "amount", "competitors", "next_action", "due")
 
@@ -145,6 +146,7 @@ class Lexicon:
     actions: ActionWords
     language: LanguageWords
     sources: tuple[str, ...] = field(default=())
+    speech_priority: tuple[str, ...] = field(default=())
 
     def canonical_account(self, name: str) -> str:
         """Alias → canonical full hospital name; any other name is returned unchanged."""
@@ -156,17 +158,19 @@ class Lexicon:
         return self.questions.get(field_name) or self.questions.get(field_name.split(".")[-1], "还有什么补充吗？")
 
     def hotwords(self) -> list[str]:
-        """Terms worth boosting in speech-to-text: products, competitors, departments, titles."""
-        words: list[str] = [*self.product_terms]
+        """Terms worth boosting in speech-to-text, most useful first (the prompt keeps a prefix).
+
+        ``speech.toml``'s priority list, then titles, departments, brands and products.
+        """
+        words: list[str] = [*self.speech_priority, *self.people.titles, *self.departments]
         for brand in self.brands:
             words.extend(brand.forms)
-        words.extend(self.departments)
-        words.extend(self.people.titles)
+        words.extend(self.product_terms)
         return _dedupe(w for w in words if len(w) > 1 or not _is_cjk(w))
 
     def terms(self) -> list[str]:
         """All surface terms of the lexicon, e.g. for correcting speech transcripts."""
-        words: list[str] = []
+        words: list[str] = [*self.speech_priority]
         for group in (*self.stages, *self.concerns, *self.cues):
             words.extend(group.keywords)
         for brand in self.brands:
@@ -528,7 +532,16 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         product_modifiers=product_modifiers, holidays=_holidays(src["holidays.toml"]), required=required,
         questions=questions, actions=actions, language=language,
         sources=tuple(s.extra_display or s.display for s in src.values()),
+        speech_priority=_speech_priority(src["speech.toml"]),
     )
+
+
+def _speech_priority(src: _Source) -> tuple[str, ...]:
+    """An override's priority terms come first: the point of the list is its order."""
+    src.only(src.data, {"priority"}, "")
+    merged = src.str_list(src.data, "priority", "priority", ())
+    first = src.str_list(src.extra, "priority", "priority", ()) if src.extra else ()
+    return tuple(dict.fromkeys([*first, *merged]))
 
 
 # --------------------------------------------------------------------------- consistency report

@@ -119,3 +119,25 @@ def test_unknown_file_and_missing_dir(tmp_path: Path) -> None:
 def test_packaged_error_message_format() -> None:
     err = LexiconError("nlp/lexicon/stages.toml", "stages.tender.keywords", "must be a list of strings")
     assert str(err) == "nlp/lexicon/stages.toml: stages.tender.keywords: must be a list of strings"
+
+
+def test_hotwords_put_the_speech_priority_first_and_ops_can_override_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nlp.lexicon import LexiconError, load_lexicon
+
+    packaged = load_lexicon()
+    words = packaged.hotwords()
+    assert words[: len(packaged.speech_priority)] == list(packaged.speech_priority)
+    assert len(words) == len(set(words))
+    assert {t for t in packaged.people.titles if len(t) > 1} <= set(words)
+    assert {t for t in packaged.product_terms if len(t) > 1} <= set(words)
+
+    (tmp_path / "speech.toml").write_text('priority = ["达芬奇", "主任"]\n', encoding="utf-8")
+    assert load_lexicon(tmp_path).hotwords()[:2] == ["达芬奇", "主任"]
+
+    (tmp_path / "speech.toml").write_text('priority = "主任"\n', encoding="utf-8")
+    try:
+        load_lexicon(tmp_path)
+    except LexiconError as exc:
+        assert "speech.toml" in str(exc) and "priority" in str(exc)
+    else:
+        raise AssertionError("a malformed priority list must be rejected")
