@@ -35,6 +35,7 @@ from bot.config import parse_config  # noqa: E402
 from bot.inbox import accept  # noqa: E402
 from bot.messages import Inbound, Kind  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from handlers.voice import repair_transcript  # noqa: E402
 from storage.db import transaction  # noqa: E402
 from storage.org import import_org, parse_org_file  # noqa: E402
 
@@ -71,9 +72,10 @@ async def part1(runtime: Runtime, memos: list[dict], folder: Path, out_dir: Path
         result = await stt.transcribe((folder / memo["file"]).read_bytes(), hotwords=hotwords)
         stt_s += time.perf_counter() - started
         audio_s += result.audio_seconds
-        note = extractor.extract(result.text, datetime.fromisoformat(memo["now"]))
+        text = repair_transcript(app, result.text)  # exactly what the voice preprocessor does
+        note = extractor.extract(text, datetime.fromisoformat(memo["now"]))
         preds.append({"id": memo["id"], **note.to_dict()})
-        transcripts.append({"id": memo["id"], "file": memo["file"], "text": result.text})
+        transcripts.append({"id": memo["id"], "file": memo["file"], "text": text})
     pred_file, tr_file = out_dir / "voice-notes-pred.jsonl", out_dir / "voice-transcripts.jsonl"
     pred_file.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
     tr_file.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in transcripts), encoding="utf-8")

@@ -19,6 +19,14 @@ from bot.context import AppContext
 from bot.messages import Inbound, Kind
 
 
+def repair_transcript(app: AppContext, text: str) -> str:
+    """Domain repairs our own transcripts need: misheard surnames before titles (留主任 → 刘主任)."""
+    from nlp.speech import correct_surnames
+
+    people = app.services.lexicon.people
+    return correct_surnames(text, people.ranked_surnames, people.titles)
+
+
 def _mode(app: AppContext, msg: Inbound) -> str:
     """DingTalk may recognise speech itself; every other channel uses ours."""
     if msg.platform == "dingtalk":
@@ -52,7 +60,7 @@ async def transcribe_voice(app: AppContext, msg: Inbound) -> Inbound:
             extra.update(speech_error=exc.reason, speech_message=str(exc))
         else:
             extra.update(
-                transcript=result.text,
+                transcript=repair_transcript(app, result.text),
                 transcript_source="local",
                 audio_seconds=round(result.audio_seconds, 2),
                 stt_seconds=round(result.seconds, 2),

@@ -121,6 +121,7 @@ class PeopleRules:
     double_surnames: tuple[str, ...]
     blocked_bigrams: frozenset[str]
     false_contacts: frozenset[str]
+    ranked_surnames: tuple[str, ...] = ()  # as listed: most frequent first (repairs misheard surnames)
 
 
 @dataclass(frozen=True, eq=False)  # holds mappings: identity hash, usable as a cache key
@@ -394,9 +395,11 @@ def _people(src: _Source) -> PeopleRules:
     doubles = src.str_list(names, "double_surnames", "names.double_surnames", ())
     if any(len(d) != 2 for d in doubles):
         raise src.fail("names.double_surnames", "every double surname must have exactly two characters")
+    ranked = tuple(dict.fromkeys(ch for ch in raw if not ch.isspace()))
     return PeopleRules(titles, MappingProxyType(guards), surnames, doubles,
                        frozenset(src.str_list(names, "blocked_bigrams", "names.blocked_bigrams", ())),
-                       frozenset(src.str_list(names, "false_contacts", "names.false_contacts", ())))
+                       frozenset(src.str_list(names, "false_contacts", "names.false_contacts", ())),
+                       ranked)
 
 
 def _hospitals(src: _Source) -> HospitalRules:

@@ -118,3 +118,20 @@ def test_prompt_hotwords_respect_the_budget() -> None:
     short, long = hotword_char_budget(8.0), hotword_char_budget(110.0)
     assert short == MAX_PROMPT_HOTWORD_CHARS and 80 <= long < short  # long memos keep output room
     assert len("、".join(prompt_hotwords(words, long))) <= long
+
+
+def test_misheard_surnames_before_titles_are_repaired() -> None:
+    from nlp.lexicon import load_lexicon
+    from nlp.speech import correct_surnames
+
+    people = load_lexicon().people
+
+    def fix(text: str) -> str:
+        return correct_surnames(text, people.ranked_surnames, people.titles)
+
+    assert fix("心内科留主任刚加上微信") == "心内科刘主任刚加上微信"
+    assert fix("新来的五主任还不熟悉") == "新来的吴主任还不熟悉"
+    assert fix("麻醉科皇护士长说") == "麻醉科黄护士长说"
+    # right as heard, function words, and sounds no common surname has are left alone
+    for text in ("王主任说下个月招标", "他是主任医师", "副主任说院里", "教主任说", "这个科长"):
+        assert fix(text) == text

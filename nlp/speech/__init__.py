@@ -8,7 +8,7 @@ Usage::
 Errors the rep should hear about are :class:`SpeechError` (``reason`` + Chinese message).
 """
 
-from nlp.speech.correct import correct_terms
+from nlp.speech.correct import correct_surnames, correct_terms
 from nlp.speech.errors import SpeechError
 from nlp.speech.service import LocalSpeechToText, SpeechConfig, SpeechToText, Transcript, create_stt
 
@@ -18,6 +18,7 @@ __all__ = [
     "SpeechError",
     "SpeechToText",
     "Transcript",
+    "correct_surnames",
     "correct_terms",
     "create_stt",
 ]

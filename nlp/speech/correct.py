@@ -117,3 +117,40 @@ def correct_terms(text: str, terms: Sequence[str]) -> str:
             else:
                 i += 1
     return "".join(chars)
+
+
+# Characters that commonly stand before a title without being a surname ("是主任医师",
+# "新来的主任", "副主任"): never rewritten.
+_NOT_BEFORE_TITLE = frozenset("是的了和跟与给对向找见问让被把说请约在这那个位新老小大副总该某各每其他她它我你您们")
+_COMMON_RANK = 120  # surnames within this rank are trusted as heard
+
+
+def correct_surnames(text: str, ranked_surnames: Sequence[str], titles: Sequence[str]) -> str:
+    """Repair a misheard surname in front of a title: 留主任 → 刘主任, 湖主任 → 胡主任.
+
+    Speech models pick any character with the right sound, while the people reps meet have
+    common surnames. A character before a title that is not a common surname becomes the
+    most common surname with the same toneless pinyin, if there is one.
+    """
+    if not text or not ranked_surnames or not titles:
+        return text
+    common = list(ranked_surnames[:_COMMON_RANK])
+
+    def sound(ch: str) -> str:
+        return _pinyin(ch)[0].rstrip("012345")
+
+    by_sound: dict[str, str] = {}
+    for surname in common:
+        by_sound.setdefault(sound(surname), surname)
+    title_alt = "|".join(re.escape(t) for t in sorted({t for t in titles if len(t) >= 2}, key=len, reverse=True))
+    if not title_alt:
+        return text
+
+    def fix(match: re.Match[str]) -> str:
+        heard = match.group(1)
+        if heard in common or heard in _NOT_BEFORE_TITLE or not _CJK.match(heard):
+            return match.group(0)
+        better = by_sound.get(sound(heard))
+        return (better or heard) + match.group(2)
+
+    return re.sub(rf"(.)({title_alt})", fix, text)
