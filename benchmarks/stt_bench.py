@@ -7,8 +7,7 @@ CER uses score_voice.py's definition (nlp/speech/metrics.py). Each backend runs 
 process so load time and peak RSS (ru_maxrss) are that backend's alone. ``--variants`` also
 reports the ablations (no prompt / no hotwords / no correction / no t2s) for faster-whisper.
 
-Hotwords: ``bench_hotwords()`` returns ``lexicon.hotwords()`` once nlp.lexicon provides it and
-falls back to ``FALLBACK_HOTWORDS`` (generic domain vocabulary) until then.
+Hotwords: the lexicon's (``load_lexicon().hotwords()``), as the voice pipeline uses them.
 """
 
 from __future__ import annotations
@@ -31,28 +30,11 @@ from nlp.speech.metrics import char_errors  # noqa: E402
 
 DEFAULT_VOICE = ROOT.parent / "shared" / "corpus" / "voice-dev.jsonl"
 
-# Generic vocabulary of the trade: competitors, departments, titles, products, sales-process words.
-FALLBACK_HOTWORDS: tuple[str, ...] = (
-    "美敦力", "强生", "波士顿科学", "微创", "威高", "迈瑞", "联影", "西门子", "飞利浦", "GE", "雅培", "乐普",
-    "设备科", "采购办", "心内科", "介入科", "检验科", "影像科", "骨科", "麻醉科", "胸外科", "信息科", "院办",
-    "财务科", "医务科", "ICU",
-    "主任", "院长", "科长", "处长", "护士长",
-    "导管", "支架", "探头", "主机", "样机", "注册证", "授权书", "临床", "参数",
-    "招标", "中标", "开标", "标书", "报价", "回款", "装机", "试用", "验收", "发票", "合同",
-)
-
-
 def bench_hotwords() -> list[str]:
-    """The lexicon's hotwords when available (the lead switches to it), else the fallback list."""
-    try:
-        from nlp import lexicon  # type: ignore[attr-defined]  # noqa: PLC0415
+    """The lexicon's hotwords, exactly as the voice pipeline passes them."""
+    from nlp.lexicon import load_lexicon  # noqa: PLC0415
 
-        words = list(lexicon.hotwords())
-        if words:
-            return words
-    except Exception:  # noqa: BLE001 - lexicon not written yet / different API
-        pass
-    return list(FALLBACK_HOTWORDS)
+    return load_lexicon().hotwords()
 
 
 def _run(config: SpeechConfig, memos: list[dict], voice_dir: Path, hotwords: list[str], use_t2s: bool,
