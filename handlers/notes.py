@@ -20,6 +20,8 @@ from storage.notes import note_for_inbox, record_note
 
 VOICE_FAILED = "抱歉，这条语音没能识别出文字{why}。请再说一遍，或者直接打字告诉我。"
 VOICE_EMPTY = "这条语音里没有听到内容，请再说一遍，或者直接打字告诉我。"
+VOICE_NOTHING = "🎤 听到：「{heard}」\n这条语音里没有需要记录的跟进内容。如果没听对，请再说一遍，或者直接打字告诉我。"
+HEARD_MAX = 60
 
 
 def _only_hashtags(text: str) -> bool:
@@ -32,6 +34,9 @@ async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: s
         return None  # this message already became a note (a redispatched copy); never two notes
     extracted = extract(app, text, hc.now)
     if extracted.is_empty():
+        if source == "voice":  # a rep who sent a memo always hears back what we understood
+            heard = text if len(text) <= HEARD_MAX else text[: HEARD_MAX - 1] + "…"
+            return Reply(text=VOICE_NOTHING.format(heard=heard), tag="note.voice_empty")
         if is_chatter(app, text):
             return None
         return SKIP  # a greeting or a question: let help/fallback answer it
