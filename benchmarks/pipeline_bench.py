@@ -62,8 +62,6 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
     await accept(app, Inbound(platform="local", message_id="warm", sender="zhangwei", kind=Kind.TEXT, text=TEXTS[0]))
     done = asyncio.Event()
     delivered: list[float] = []
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
 
     def on_delivery(out, text) -> None:  # type: ignore[no-untyped-def]
         delivered.append(time.perf_counter())
@@ -83,7 +81,6 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
             async def post(i: int) -> None:
                 async with sem:
                     body = {"user": REPS[i % len(REPS)], "text": TEXTS[i % len(TEXTS)], "id": f"b-{i}"}
-                    sent_at[f"b-{i}"] = time.perf_counter()
                     async with http.post(f"http://127.0.0.1:{runtime.port}/local/messages", json=body) as resp:
                         assert resp.status == 200
 

@@ -88,7 +88,6 @@ async def part2(runtime: Runtime, memo: Path, runs: int) -> list[float]:
     waiting: dict[str, asyncio.Event] = {}
 
     def on_delivery(out, text) -> None:  # type: ignore[no-untyped-def]
-        key = out.context.get("bench_key") if out.context else None
         if "已记录" in text or "语音" in text:
             for k, ev in waiting.items():
                 if not ev.is_set():

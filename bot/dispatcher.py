@@ -29,13 +29,14 @@ UNREGISTERED_REPLY = (
 UNREGISTERED_QUIET = timedelta(hours=24)
 
 
-async def reply_to_sender(app: AppContext, session: AsyncSession, row: InboxRow, text: str, now: datetime) -> None:
+def reply_to_sender(session: AsyncSession, row: InboxRow, reply: Reply, now: datetime) -> None:
+    """Answer in the conversation ``row`` came from, with what the channel needs to reply in place."""
     enqueue(
         session,
         platform=row.platform,
         recipient=row.sender,
         conversation=row.conversation,
-        reply=Reply(text=text),
+        reply=reply,
         inbox_id=row.id,
         context=_reply_context(row),
         now=now,
@@ -64,16 +65,7 @@ async def _route_replies(
 ) -> None:
     for reply in replies:
         if reply.to is None or reply.to == person.key:
-            enqueue(
-                session,
-                platform=row.platform,
-                recipient=row.sender,
-                conversation=row.conversation,
-                reply=reply,
-                inbox_id=row.id,
-                context=_reply_context(row),
-                now=now,
-            )
+            reply_to_sender(session, row, reply, now)
             continue
         target = await person_by_key(session, reply.to)
         where = route_to(target, app.channels) if target is not None else None
@@ -112,7 +104,7 @@ async def process(app: AppContext, row_id: int, attempt: int) -> str:
             if person is None:
                 outcome = "unregistered"
                 if not await _already_told(session, row, now):
-                    await reply_to_sender(app, session, row, UNREGISTERED_REPLY, now)
+                    reply_to_sender(session, row, Reply(text=UNREGISTERED_REPLY), now)
             else:
                 outcome = "handled"
                 if prepared.extra != msg.extra:

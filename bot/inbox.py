@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from bot.context import AppContext
 from bot.dispatcher import process
-from bot.messages import Inbound, Kind
+from bot.messages import Inbound, Kind, Reply
 from storage.db import claim_set
 from storage.models import InboxRow
 
@@ -160,7 +160,7 @@ async def _record_failure(app: AppContext, row_id: int, attempt: int, error: str
                 row.status = "failed"
                 row.processed_at = now
                 row.lease_until = None
-                await reply_to_sender(app, session, row, FAILURE_REPLY, now)
+                reply_to_sender(session, row, Reply(text=FAILURE_REPLY), now)
             else:
                 row.status = "pending"
                 row.lease_until = now + timedelta(seconds=min(60.0, 2.0**attempt))

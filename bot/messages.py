@@ -7,8 +7,7 @@ types, so a feature written once works on every channel.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -108,8 +107,3 @@ class Outbound:
     attempts: int = 0
     context: dict[str, Any] = field(default_factory=dict)
 
-
-def inbound_to_json(msg: Inbound) -> str:
-    data = asdict(msg)
-    data["sent_at"] = msg.sent_at.isoformat() if msg.sent_at else None
-    return json.dumps(data, ensure_ascii=False, default=str)

@@ -42,7 +42,6 @@ class Services:
         self._extractor: Extractor | None = None
         self._stt: Any = None
         self._playbook: PlaybookService | None = None
-        self._lock = asyncio.Lock()
 
     @property
     def lexicon(self) -> Lexicon:
