@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nlp.amounts import find_amount
-from nlp.commands import register_commands
+from bot.cli.nlp import register_commands
 from nlp.extract import Extractor, NextAction, Note
 from nlp.lexicon import load_lexicon
 

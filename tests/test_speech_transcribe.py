@@ -99,7 +99,7 @@ def test_cli_transcribe_and_install(tmp_path: Path, tmp_path_factory: pytest.Tem
     runner = tmp_path / "runner.py"
     runner.write_text(
         "import argparse, sys\n"
-        "from nlp.speech.commands import register_commands\n"
+        "from bot.cli.speech import register_commands\n"
         "ap = argparse.ArgumentParser(prog='genjin'); sub = ap.add_subparsers(dest='cmd', required=True)\n"
         "register_commands(sub); a = ap.parse_args(); sys.exit(a.func(a))\n",
         encoding="utf-8",

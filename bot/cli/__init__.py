@@ -14,7 +14,7 @@ import structlog
 
 from bot.config import Config, ConfigError, load_config, parse_config
 
-DEMO_ORG = Path(__file__).with_name("demo") / "org.toml"
+DEMO_ORG = Path(__file__).resolve().parents[1] / "demo" / "org.toml"
 DEMO_DB = "sqlite+aiosqlite:///./genjin-demo.db"
 DEMO_USER = "zhangwei"
 
@@ -155,18 +155,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
 
 
-def _optional_commands() -> list[Register]:
-    """Feature modules contribute their own sub-commands."""
-    registers: list[Register] = []
-    for module in ("nlp.commands", "nlp.speech.commands", "cards.commands"):
-        try:
-            mod = __import__(module, fromlist=["register_commands"])
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        registers.append(mod.register_commands)
-    return registers
+def _topic_commands() -> list[Register]:
+    """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
+    from bot.cli import nlp, playbook, speech
+
+    return [nlp.register_commands, speech.register_commands, playbook.register_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(func=cmd_org_import)
 
-    for register in _optional_commands():
+    for register in _topic_commands():
         register(sub)
     return parser
 
@@ -217,5 +210,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,8 +7,8 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
-from .extract import Extractor
-from .lexicon import LexiconError, check_lexicon, load_lexicon
+from nlp.extract import Extractor
+from nlp.lexicon import LexiconError, check_lexicon, load_lexicon
 
 
 def register_commands(subparsers: Any) -> None:
