@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from bot.cli import configure_logging  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.inbox import accept  # noqa: E402
 from bot.messages import Inbound, Kind  # noqa: E402
+from bot.pipeline.inbox import accept  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
-from handlers.voice import repair_transcript  # noqa: E402
+from handlers.notes.voice import repair_transcript  # noqa: E402
 from storage.db import transaction  # noqa: E402
 from storage.org import import_org, parse_org_file  # noqa: E402
 

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 
 from bot.channels.local import LocalChannel
 from bot.context import AppContext
-from bot.inbox import accept
 from bot.messages import Inbound, Kind, Outbound
+from bot.pipeline.inbox import accept
 from storage.models import InboxRow, OutboxRow, Person
 
 WAIT_SECONDS = 300.0

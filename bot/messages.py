@@ -7,6 +7,7 @@ types, so a feature written once works on every channel.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -107,3 +108,24 @@ class Outbound:
     attempts: int = 0
     context: dict[str, Any] = field(default_factory=dict)
 
+
+
+@dataclass(frozen=True)
+class Accepted:
+    inbox_id: int | None
+    duplicate: bool
+
+
+Ingest = Callable[[Inbound], Awaitable[Accepted]]
+"""What a channel calls with each parsed message before acknowledging the platform (the inbox's ``accept``)."""
+
+
+class MediaError(Exception):
+    """Media (a voice memo) could not be fetched; ``reason`` is shown in logs, the rep gets a polite reply.
+
+    Defined with the message model because channels raise it and handlers catch it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

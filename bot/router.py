@@ -46,12 +46,12 @@ class HandlerContext:
     person: Person
     inbox_id: int | None
     now: datetime
+    router: Router
     pushes: list[Reply] = field(default_factory=list)
 
     async def redispatch(self, msg: Inbound) -> list[Reply]:
         """Route a derived message (e.g. the text left after a #tag) through the root router."""
-        assert self.app.router is not None
-        return await self.app.router.dispatch(msg, self)
+        return await self.router.dispatch(msg, self)
 
 
 @dataclass(frozen=True)

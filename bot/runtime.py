@@ -1,56 +1,72 @@
-"""Assembling and running one Genjin node: database, channels, workers, HTTP, schedulers.
+"""Running one Genjin node: database, channels, pipeline workers, job queue, HTTP.
 
-``serve``, ``demo``, ``chat`` and the tests all build a :class:`Runtime`; what differs is
-which parts they start. Several nodes may run against one PostgreSQL database: the
-inbox/outbox claims and the reminder claims are atomic, so nothing is done twice.
+``serve``, ``demo``, ``chat`` and the tests all build a :class:`Runtime` through the
+composition root (:func:`bot.app.build_runtime`); what differs is which parts they
+start. The runtime is given its features and never imports one. Several nodes may run
+against one PostgreSQL database: inbox, outbox and job claims are atomic, so nothing is
+done twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Sequence
 
 from aiohttp import web
 
-from bot import inbox, outbox
 from bot.channels.base import Channel
 from bot.clock import Clock
 from bot.config import Config
 from bot.context import AppContext
+from bot.features import Background, Feature
+from bot.messages import Accepted, Inbound
 from bot.metrics import Metrics
+from bot.pipeline import delivery, inbox
+from bot.pipeline.dispatcher import Dispatcher
+from bot.pipeline.workers import poll
+from bot.router import Router
 from bot.services import Services
 from bot.web import create_web_app
+from reminders.jobs import JobQueue
 from storage.db import create_engine, session_factory, upgrade
 
 
-class Background(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
 def build_channels(app: AppContext) -> dict[str, Channel]:
+    """The enabled channels; each is given the inbox's ``accept`` to ingest with (channels never import the inbox)."""
+
+    async def ingest(msg: Inbound) -> Accepted:
+        return await inbox.accept(app, msg)
+
     channels: dict[str, Channel] = {}
     if app.config.local.enabled:
         from bot.channels.local import LocalChannel
 
-        channels["local"] = LocalChannel(app)
+        channels["local"] = LocalChannel(app, ingest)
     if app.config.wecom.enabled:
         from bot.channels.wecom import ROBOT_PLATFORM, WeComChannel, WeComRobotChannel
 
-        channels["wecom"] = WeComChannel(app)
+        channels["wecom"] = WeComChannel(app, ingest)
         channels[ROBOT_PLATFORM] = WeComRobotChannel(app)
     if app.config.dingtalk.enabled:
         from bot.channels.dingtalk import ROBOT_PLATFORM as DINGTALK_ROBOT
         from bot.channels.dingtalk import DingTalkChannel, DingTalkRobotChannel
 
-        channels["dingtalk"] = DingTalkChannel(app)
+        channels["dingtalk"] = DingTalkChannel(app, ingest)
         channels[DINGTALK_ROBOT] = DingTalkRobotChannel(app)
     return channels
 
 
+def build_router(app: AppContext, features: Sequence[Feature]) -> Router:
+    """The root router: each feature's router in the order the features are listed (first match wins)."""
+    root = Router("root")
+    for feature in features:
+        if feature.router is not None:
+            root.include(feature.router(app))
+    return root
+
+
 class Runtime:
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, features: Sequence[Feature], *, clock: Clock | None = None) -> None:
         engine = create_engine(config.database.url, echo=config.database.echo, pool_size=config.database.pool_size)
         self.app = AppContext(
             config=config,
@@ -60,16 +76,32 @@ class Runtime:
             metrics=Metrics(),
             services=Services(config),
         )
-        self.app.channels = build_channels(self.app)
-        from handlers import build_background, build_preprocessors, build_router
-
-        self.app.router = build_router(self.app)
-        self.app.preprocessors = build_preprocessors(self.app)
-        self._background: list[Background] = build_background(self.app)
+        self.features = list(features)
+        self.app.channels.update(build_channels(self.app))
+        self.dispatcher = Dispatcher(
+            build_router(self.app, self.features),
+            [step for feature in self.features for step in feature.preprocessors],
+        )
+        self.jobs = JobQueue(self.app)
+        for feature in self.features:
+            if feature.jobs is not None:
+                feature.jobs(self.jobs, self.app)
+        self._background: list[Background] = [
+            service for feature in self.features if feature.services is not None for service in feature.services(self.app)
+        ]
         self._stop = asyncio.Event()
+        self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    async def work_once(self) -> int:
+        """Process one batch of the inbox (tests and the local chat drive the pipeline with this)."""
+        return await self.dispatcher.work_once(self.app)
+
+    async def deliver_once(self) -> int:
+        """Deliver one batch of the outbox."""
+        return await delivery.drain_once(self.app)
 
     async def start(self, *, http: bool = True, migrate: bool = True, workers: bool = True) -> None:
         cfg = self.app.config
@@ -78,12 +110,16 @@ class Runtime:
         for channel in self.app.channels.values():
             await channel.start()
         if workers:
-            for _ in range(cfg.pipeline.workers):
-                self._tasks.append(asyncio.create_task(inbox.run_worker(self.app, self._stop)))
-            for _ in range(cfg.pipeline.outbox_workers):
-                self._tasks.append(asyncio.create_task(outbox.run_worker(self.app, self._stop)))
+            app, stop, interval = self.app, self._stop, cfg.pipeline.poll_interval
+            for n in range(cfg.pipeline.workers):
+                self._tasks.append(asyncio.create_task(poll(
+                    f"inbox-{n}", self.work_once, wakeup=app.inbox_wakeup, stop=stop, interval=interval, log=app.log)))
+            for n in range(cfg.pipeline.outbox_workers):
+                self._tasks.append(asyncio.create_task(poll(
+                    f"outbox-{n}", self.deliver_once, wakeup=app.outbox_wakeup, stop=stop, interval=interval, log=app.log)))
             for service in self._background:
                 await service.start()
+            await self.jobs.start()
         if http:
             self._runner = web.AppRunner(create_web_app(self.app), access_log=None, handle_signals=False, shutdown_timeout=5)
             await self._runner.setup()
@@ -95,9 +131,13 @@ class Runtime:
         self.app.log.info("genjin.started", http=http, port=self.port, channels=list(self.app.channels))
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         self.app.inbox_wakeup.set()
         self.app.outbox_wakeup.set()
+        await self.jobs.stop()
         for service in self._background:
             await service.stop()
         if self._tasks:

@@ -1,10 +1,5 @@
-"""Task reminders: a database-driven tick that pushes each due reminder exactly once.
+"""Time: the job queue every node runs (and, with the sales calendar, working time and timers).
 
-``run_reminder_tick(app)`` is the unit of work (tests call it directly with a FakeClock);
-``ReminderScheduler`` runs it periodically with APScheduler as a background service.
+Due work is stored as database rows that any node may claim; the job queue only decides
+how often each node looks. Features register their jobs through :class:`JobQueue`.
 """
-
-from reminders.scheduler import ReminderScheduler
-from reminders.tick import run_reminder_tick
-
-__all__ = ["ReminderScheduler", "run_reminder_tick"]

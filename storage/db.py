@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import CTE, Select, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -62,19 +68,6 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def claim_set(candidates: Select[Any], dialect: str) -> CTE:
-    """Rows to claim, as a CTE evaluated exactly once, for ``UPDATE … WHERE id IN (…)``.
-
-    On PostgreSQL a ``LIMIT … FOR UPDATE SKIP LOCKED`` subquery inside ``IN (…)`` can be
-    re-evaluated while the UPDATE runs: rows just claimed no longer match, more are pulled
-    in and LIMIT is exceeded. A MATERIALIZED CTE pins the set first; SKIP LOCKED lets
-    several nodes claim side by side.
-    """
-    if dialect == "postgresql":
-        return candidates.with_for_update(skip_locked=True).cte("claim").prefix_with("MATERIALIZED")
-    return candidates.cte("claim")
-
-
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -85,6 +78,24 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     async with factory() as session:
         async with session.begin():
             yield session
+
+
+async def insert_unique(session: AsyncSession, row: Any, refind: Callable[[], Any]) -> tuple[Any, bool]:
+    """Insert ``row``, or return the one a concurrent transaction inserted first.
+
+    Two workers on PostgreSQL can both miss a hospital and both create it; the unique
+    constraint rejects the second, and a savepoint keeps our transaction usable.
+    """
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+        return row, True
+    except IntegrityError:
+        existing = await refind()
+        if existing is None:
+            raise
+        return existing, False
 
 
 def alembic_config(url: str) -> AlembicConfig:

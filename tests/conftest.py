@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.app import build_runtime
 from bot.clock import Clock
 from bot.config import Config, parse_config
 from bot.runtime import Runtime
@@ -96,7 +97,7 @@ async def make_runtime(db_url: str) -> AsyncIterator[RuntimeFactory]:
         from storage.db import transaction
         from storage.org import import_org, parse_org_file
 
-        runtime = Runtime(make_config(db_url, overrides), clock=clock)
+        runtime = build_runtime(make_config(db_url, overrides), clock=clock)
         await runtime.start(http=http, workers=workers)
         started.append(runtime)
         if org is not None:

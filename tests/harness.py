@@ -11,11 +11,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot import inbox, outbox
 from bot.channels.local import LocalChannel
 from bot.messages import Inbound, Kind, Outbound
+from bot.pipeline import inbox
 from bot.runtime import Runtime
-
 
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)  # a Monday morning, for relative dates
@@ -46,8 +45,8 @@ class Harness:
     async def settle(self, rounds: int = 50) -> None:
         """Process the inbox and deliver the outbox until nothing is left that is due."""
         for _ in range(rounds):
-            worked = await inbox.work_once(self.app)
-            sent = await outbox.drain_once(self.app)
+            worked = await self.runtime.work_once()
+            sent = await self.runtime.deliver_once()
             if not worked and not sent:
                 return
 

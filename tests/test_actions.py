@@ -5,8 +5,13 @@ from __future__ import annotations
 from bot.messages import Inbound, Kind, Reply
 from bot.router import HandlerContext, Router, matches
 from cards.model import Card
-from handlers import actions
-from handlers.actions import DONE_LABEL, STALE_REPLY, UNSUPPORTED_REPLY, outcome_label
+from handlers.buttons import handlers as buttons
+from handlers.buttons.handlers import (
+    DONE_LABEL,
+    STALE_REPLY,
+    UNSUPPORTED_REPLY,
+    outcome_label,
+)
 from tests.harness import Harness
 
 
@@ -25,9 +30,9 @@ async def test_click_is_routed_as_the_typed_command(harness: Harness) -> None:
         return Reply(text=f"已完成：任务 {msg.text.split()[-1]}，做得好！")
 
     root = Router("root")
-    root.include(actions.router(harness.app))
+    root.include(buttons.router(harness.app))
     root.include(probe)
-    harness.app.router = root
+    harness.runtime.dispatcher.router = root
 
     out = await harness.send(click(harness, "zhangwei", "完成 12", code="RC_1"))
     assert [m.kind for m in seen] == [Kind.TEXT] and seen[0].text == "完成 12" and seen[0].event == ""

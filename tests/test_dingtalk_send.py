@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.app import build_runtime
 from bot.channels.base import PermanentFailure, TemporaryFailure
 from bot.channels.dingtalk import DingTalkRobotChannel
 from bot.channels.dingtalk_client import WebhookRejected
 from bot.config import ConfigError
 from bot.context import AppContext
 from bot.messages import Outbound, Reply
-from bot.outbox import enqueue
+from bot.pipeline.outbox import enqueue
 from bot.runtime import Runtime
 from cards.model import Button, Card, CardField
 from storage.models import OutboxRow
@@ -50,7 +51,7 @@ async def app_for(tmp_path: Path) -> AsyncIterator[Any]:
     built: list[Runtime] = []
 
     def factory(dingtalk: dict[str, Any]) -> AppContext:
-        runtime = Runtime(make_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", {"dingtalk": dingtalk}))
+        runtime = build_runtime(make_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", {"dingtalk": dingtalk}))
         built.append(runtime)
         return runtime.app
 
@@ -254,6 +255,6 @@ async def test_robot_with_wrong_secret_is_rejected_permanently(emu: DingTalkEmul
 
 def test_missing_credentials_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        Runtime(make_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", {"dingtalk": {"enabled": True, "client_id": "k"}}))
+        build_runtime(make_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", {"dingtalk": {"enabled": True, "client_id": "k"}}))
     assert "dingtalk.client_secret" in str(caught.value) and "GENJIN_DINGTALK_CLIENT_SECRET" in str(caught.value)
     assert "dingtalk.client_id" not in str(caught.value)

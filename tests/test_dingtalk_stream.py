@@ -11,7 +11,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,12 +21,11 @@ from bot.channels.dingtalk import DingTalkChannel
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Reply
 from bot.router import HandlerContext, Router, text
+from bot.runtime import Runtime
 from cards.model import Button, Card, CardField
 from storage.models import InboxRow, Note
 from tests.conftest import RuntimeFactory
 from tests.emulators.dingtalk import VOICE_AMR, DingTalkEmulator
-
-VOICE_HANDLER = Path(__file__).resolve().parents[1] / "handlers" / "voice.py"
 
 
 @pytest.fixture
@@ -49,9 +47,13 @@ def no_blocking_http(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def start(make_runtime: RuntimeFactory, emu: DingTalkEmulator, *, workers: bool = True) -> AppContext:
+    return (await start_runtime(make_runtime, emu, workers=workers)).app
+
+
+async def start_runtime(make_runtime: RuntimeFactory, emu: DingTalkEmulator, *, workers: bool = True) -> Runtime:
     runtime = await make_runtime({"dingtalk": emu.config()}, workers=workers)
     await emu.wait_connected()
-    return runtime.app
+    return runtime
 
 
 async def inbox_rows(app: AppContext, message_id: str) -> list[InboxRow]:
@@ -92,7 +94,7 @@ async def test_text_message_is_acked_stored_and_answered_through_its_session_web
 async def test_card_reply_goes_out_as_action_card_with_tappable_commands(
     emu: DingTalkEmulator, make_runtime: RuntimeFactory
 ) -> None:
-    app = await start(make_runtime, emu)
+    runtime = await start_runtime(make_runtime, emu)
     cards = Router("test-cards")
 
     @cards.on(text())
@@ -105,11 +107,10 @@ async def test_card_reply_goes_out_as_action_card_with_tappable_commands(
         )
         return Reply(text="记好了。", card=card)
 
-    assert app.router is not None
     root = Router("root-with-cards")
     root.include(cards)
-    root.include(app.router)
-    app.router = root
+    root.include(runtime.dispatcher.router)
+    runtime.dispatcher.router = root
 
     await emu.push(emu.bot_message("rep-001", text="华山医院王主任同意试用"))
     await emu.wait_for(lambda: bool(emu.session_messages()))
@@ -146,7 +147,6 @@ async def test_audio_with_platform_recognition_is_stored_as_voice(
     assert await channel.fetch_media(row.media, "amr") == VOICE_AMR.read_bytes()
 
 
-@pytest.mark.skipif(not VOICE_HANDLER.exists(), reason="handlers/voice.py (the voice preprocessor) has not landed yet")
 async def test_audio_with_platform_recognition_becomes_a_note(emu: DingTalkEmulator, make_runtime: RuntimeFactory) -> None:
     app = await start(make_runtime, emu)
     recognition = "今天去瑞金医院见了李主任，下周二再约"
@@ -173,10 +173,10 @@ async def test_redelivered_audio_is_stored_once(emu: DingTalkEmulator, make_runt
     rows = await inbox_rows(app, data["msgId"])
     assert len(rows) == 1
     assert app.metrics.duplicates.labels("dingtalk")._value.get() == 2  # noqa: SLF001
-    if VOICE_HANDLER.exists():  # exactly one note, once the voice preprocessor is in
-        await emu.wait_for(lambda: bool(emu.session_messages()), timeout=20)
-        async with app.sessions() as session:
-            notes = (await session.scalars(select(Note))).all()
+    # exactly one note
+    await emu.wait_for(lambda: bool(emu.session_messages()), timeout=20)
+    async with app.sessions() as session:
+        notes = (await session.scalars(select(Note))).all()
         assert [n.inbox_id for n in notes] == [rows[0].id]
 
 
@@ -184,17 +184,16 @@ async def test_message_that_could_not_be_stored_is_nacked_and_stored_on_redelive
     emu: DingTalkEmulator, make_runtime: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = await start(make_runtime, emu, workers=False)
-    import bot.channels.dingtalk as dingtalk_module
-
-    real_accept = dingtalk_module.accept
+    channel = app.channels["dingtalk"]
+    real_ingest = channel._ingest  # noqa: SLF001 - the ingest the runtime injected
     failures = [RuntimeError("database is restarting")]
 
-    async def flaky_accept(app_: AppContext, msg: Inbound) -> object:
+    async def flaky_ingest(msg: Inbound) -> object:
         if failures:
             raise failures.pop()
-        return await real_accept(app_, msg)
+        return await real_ingest(msg)
 
-    monkeypatch.setattr(dingtalk_module, "accept", flaky_accept)
+    monkeypatch.setattr(channel, "_ingest", flaky_ingest)
     data = emu.bot_message("rep-001", text="下午去仁济医院")
     frame = await emu.push(data)
     await emu.wait_for(lambda: frame.acked)
@@ -204,7 +203,7 @@ async def test_message_that_could_not_be_stored_is_nacked_and_stored_on_redelive
 
 
 async def test_ack_is_sent_before_slow_processing_finishes(emu: DingTalkEmulator, make_runtime: RuntimeFactory) -> None:
-    app = await start(make_runtime, emu)
+    runtime = await start_runtime(make_runtime, emu)
     processed: list[float] = []
 
     async def slow_preprocessor(app_: AppContext, msg: Inbound) -> Inbound:
@@ -212,7 +211,7 @@ async def test_ack_is_sent_before_slow_processing_finishes(emu: DingTalkEmulator
         processed.append(time.monotonic())
         return msg
 
-    app.preprocessors.append(slow_preprocessor)
+    runtime.dispatcher.preprocessors.append(slow_preprocessor)
     frame = await emu.push(emu.bot_message("rep-001", text="明天上午去中山医院"))
     await emu.wait_for(lambda: bool(emu.session_messages()), timeout=15)
 

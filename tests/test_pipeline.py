@@ -7,14 +7,16 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot import inbox, outbox
 from bot.channels.base import PermanentFailure, TemporaryFailure
 from bot.channels.local import LocalChannel
+from bot.clock import FakeClock
 from bot.messages import Inbound, Outbound, Reply
+from bot.pipeline import inbox, outbox
+from bot.pipeline.dispatcher import Dispatcher
 from bot.router import HandlerContext, Router, text
 from storage.models import InboxRow, OutboxRow
 from tests.conftest import RuntimeFactory
-from tests.harness import Harness
+from tests.harness import MONDAY, Harness
 
 
 async def _count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -48,7 +50,7 @@ class FlakyChannel(LocalChannel):
     """Fails the first ``failures`` sends temporarily, then delivers."""
 
     def __init__(self, app, failures: int, permanent: bool = False) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(app)
+        super().__init__(app, lambda msg: inbox.accept(app, msg))
         self.failures = failures
         self.permanent = permanent
         self.attempts: list[int] = []
@@ -64,27 +66,31 @@ class FlakyChannel(LocalChannel):
 
 
 async def test_outbox_retries_then_delivers_once(make_runtime: RuntimeFactory) -> None:
-    runtime = await make_runtime()
+    clock = FakeClock(MONDAY)
+    runtime = await make_runtime({"pipeline": {"outbox_backoff_base": 10, "outbox_backoff_max": 100}}, clock=clock)
     app = runtime.app
     flaky = FlakyChannel(app, failures=2)
     app.channels["local"] = flaky
     delivered: list[str] = []
     flaky.add_listener(lambda out, text: delivered.append(text))
     await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
-    await inbox.work_once(app)
-    for _ in range(40):
-        await outbox.drain_once(app)
-        if delivered:
-            break
-        await asyncio.sleep(0.05)
+    await runtime.work_once()
+    assert await runtime.deliver_once() == 1 and delivered == []  # first try fails
+    assert await runtime.deliver_once() == 0  # backing off: not due yet
+    clock.advance(timedelta(seconds=10))
+    assert await runtime.deliver_once() == 1 and delivered == []  # second try fails
+    clock.advance(timedelta(seconds=10))
+    assert await runtime.deliver_once() == 0  # the backoff doubled to 20 s
+    clock.advance(timedelta(seconds=10))
+    assert await runtime.deliver_once() == 1
     assert len(delivered) == 1
     assert len(flaky.attempts) == 3
     async with app.sessions() as session:
         row = (await session.scalars(select(OutboxRow))).one()
     assert row.status == "sent" and row.attempts == 3
-    # nothing left to send: draining again delivers nothing more
-    await asyncio.sleep(0.6)
-    assert await outbox.drain_once(app) == 0
+    # nothing left to send, however much later
+    clock.advance(timedelta(hours=1))
+    assert await runtime.deliver_once() == 0
     assert len(delivered) == 1
 
 
@@ -95,8 +101,8 @@ async def test_outbox_backoff_grows_and_permanent_failure_is_recorded(make_runti
 
     app.channels["local"] = FlakyChannel(app, failures=0, permanent=True)
     await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
-    await inbox.work_once(app)
-    await outbox.drain_once(app)
+    await runtime.work_once()
+    await runtime.deliver_once()
     async with app.sessions() as session:
         row = (await session.scalars(select(OutboxRow))).one()
     assert row.status == "failed"
@@ -104,14 +110,15 @@ async def test_outbox_backoff_grows_and_permanent_failure_is_recorded(make_runti
 
 
 async def test_outbox_gives_up_after_max_attempts(make_runtime: RuntimeFactory) -> None:
-    runtime = await make_runtime({"pipeline": {"outbox_max_attempts": 2, "outbox_backoff_base": 0.01}})
+    clock = FakeClock(MONDAY)
+    runtime = await make_runtime({"pipeline": {"outbox_max_attempts": 2, "outbox_backoff_base": 1}}, clock=clock)
     app = runtime.app
     app.channels["local"] = FlakyChannel(app, failures=100)
     await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
-    await inbox.work_once(app)
-    for _ in range(20):
-        await outbox.drain_once(app)
-        await asyncio.sleep(0.03)
+    await runtime.work_once()
+    for _ in range(5):
+        await runtime.deliver_once()
+        clock.advance(timedelta(minutes=5))
     async with app.sessions() as session:
         row = (await session.scalars(select(OutboxRow))).one()
     assert row.status == "failed" and row.attempts == 2
@@ -141,17 +148,17 @@ async def test_handler_error_retries_then_apologises(make_runtime: RuntimeFactor
         hc.session.add(OutboxRow(platform="local", recipient="nobody", payload={"text": "half"}))
         raise RuntimeError("database said no")
 
-    app.router = broken
+    runtime.dispatcher = Dispatcher(broken)
     h = Harness(runtime)
     await inbox.accept(app, h.message("zhangwei", "会失败的消息"))
-    await inbox.work_once(app)
+    await runtime.work_once()
     async with app.sessions() as session:
         row = (await session.scalars(select(InboxRow))).one()
         assert row.status == "pending" and "database said no" in row.error
         row.lease_until = None
         await session.commit()
-    await inbox.work_once(app)
-    await outbox.drain_once(app)
+    await runtime.work_once()
+    await runtime.deliver_once()
     assert len(calls) == 2
     async with app.sessions() as session:
         row = (await session.scalars(select(InboxRow))).one()
@@ -174,11 +181,11 @@ async def test_messages_from_one_sender_are_processed_in_order(make_runtime: Run
         seen.append(msg.text)
         return None
 
-    app.router = r
+    runtime.dispatcher = Dispatcher(r)
     h = Harness(runtime)
     for i in range(6):
         await inbox.accept(app, h.message("zhangwei", f"m{i}"))
-    await asyncio.gather(*(inbox.work_once(app) for _ in range(3)))
+    await asyncio.gather(*(runtime.work_once() for _ in range(3)))
     await h.settle()
     assert seen == [f"m{i}" for i in range(6)]
 
@@ -198,10 +205,8 @@ async def test_expired_lease_is_reclaimed_and_stale_worker_cannot_finish(make_ru
         await session.commit()
     reclaimed = await inbox.claim(app)
     assert len(reclaimed) == 1 and reclaimed[0][1] == 2
-    from bot.dispatcher import process
-
-    assert await process(app, *claimed[0]) == "lost"  # stale attempt number
-    assert await process(app, *reclaimed[0]) == "handled"
+    assert await runtime.dispatcher.process(app, *claimed[0]) == "lost"  # stale attempt number
+    assert await runtime.dispatcher.process(app, *reclaimed[0]) == "handled"
     assert await _count(app, OutboxRow) == 1
 
 
@@ -216,7 +221,7 @@ async def test_concurrent_notes_about_a_new_hospital_create_it_once(make_runtime
     for rep in reps:
         await inbox.accept(app, h.message(rep, "今天去滨江县第三人民医院设备科拜访了赵科长，下周二前把报价单发过去"))
     owned = [(await inbox.claim(app, limit=1))[0] for _ in reps]
-    await asyncio.gather(*(inbox.handle(app, row_id, attempt) for row_id, attempt in owned))
+    await asyncio.gather(*(runtime.dispatcher.handle(app, row_id, attempt) for row_id, attempt in owned))
     await h.settle()
     async with app.sessions() as session:
         rows = (await session.scalars(select(InboxRow))).all()
@@ -235,6 +240,6 @@ async def test_claims_honour_their_limit(make_runtime: RuntimeFactory) -> None:
     second = await inbox.claim(app, limit=2)
     assert len(first) == 2 and len(second) == 2 and not set(first) & set(second)
     for row_id, attempt in first + second + await inbox.claim(app, limit=2):
-        await inbox.handle(app, row_id, attempt)
-    assert len(await outbox._claim(app, limit=3)) == 3  # noqa: SLF001
-    assert len(await outbox._claim(app, limit=3)) == 2  # noqa: SLF001
+        await runtime.dispatcher.handle(app, row_id, attempt)
+    assert len(await outbox.claim(app, app.channels, limit=3)) == 3
+    assert len(await outbox.claim(app, app.channels, limit=3)) == 2

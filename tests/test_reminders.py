@@ -10,11 +10,9 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from bot.messages import Kind
-from reminders.scheduler import ReminderScheduler
-from reminders.tick import run_reminder_tick
+from handlers.tasks.jobs import JOB_NAME, send_due_reminders
 from storage.models import AuditLog, OutboxRow, Task
 from tests.harness import MONDAY, SH, Harness, rows
-
 
 
 @pytest.fixture
@@ -29,7 +27,7 @@ async def h(make_runtime, clock: FakeClock) -> Harness:  # type: ignore[no-untyp
 
 
 async def tick(h: Harness) -> int:
-    sent = await run_reminder_tick(h.app)
+    sent = await send_due_reminders(h.app)
     await h.settle()
     return sent
 
@@ -77,8 +75,8 @@ async def test_two_nodes_ticking_at_once_remind_once(make_runtime, clock: FakeCl
         await h.say("chenjing", text)
     clock.set(datetime(2026, 11, 25, 9, 5, tzinfo=SH))
     counts = await asyncio.gather(
-        run_reminder_tick(first.app), run_reminder_tick(second.app),
-        run_reminder_tick(first.app), run_reminder_tick(second.app),
+        send_due_reminders(first.app), send_due_reminders(second.app),
+        send_due_reminders(first.app), send_due_reminders(second.app),
     )
     assert sum(counts) == 3
     async with first.app.sessions() as s:
@@ -158,23 +156,37 @@ async def test_todo_list_marks_overdue(h: Harness, clock: FakeClock) -> None:
     assert "没有待办" in reply
 
 
-async def test_scheduler_runs_the_tick(make_runtime) -> None:  # type: ignore[no-untyped-def]
+async def test_the_reminder_job_is_registered_and_runs_through_the_job_queue(make_runtime) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock(MONDAY)
-    runtime = await make_runtime({"notes": {"reminder_tick_seconds": 0.2}}, clock=clock)
+    runtime = await make_runtime({"notes": {"reminder_tick_seconds": 7}}, clock=clock)
     h = Harness(runtime)
+    [job] = [j for j in runtime.jobs.jobs if j.name == JOB_NAME]
+    assert job.interval == 7
     await h.say("chenjing", "明天上午把参数对比表发给华山医院设备科张科长。")
+    assert await runtime.jobs.run(JOB_NAME) == 0  # not due yet
     clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SH))
-    scheduler = ReminderScheduler(runtime.app)
-    await scheduler.start()
-    try:
-        for _ in range(60):
-            [task] = await rows(h, Task)
-            if task.reminded_at is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert task.reminded_at is not None and scheduler.running
-    finally:
-        await scheduler.stop()
-    assert not scheduler.running
+    assert await runtime.jobs.run(JOB_NAME) == 1
+    assert await runtime.jobs.run(JOB_NAME) == 0  # never twice
     await h.settle()
     assert len(reminders_to(h, "chenjing")) == 1
+    assert runtime.app.metrics.job_runs.labels(JOB_NAME, "ok")._value.get() == 3  # noqa: SLF001
+
+
+async def test_a_failing_job_is_logged_and_counted_not_raised(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    runtime = await make_runtime()
+
+    async def broken(app: object) -> None:
+        raise RuntimeError("database said no")
+
+    runtime.jobs.run_repeating("test.broken", broken, seconds=60)
+    assert await runtime.jobs.run("test.broken") is None
+    assert runtime.app.metrics.job_runs.labels("test.broken", "error")._value.get() == 1  # noqa: SLF001
+    with pytest.raises(ValueError):
+        runtime.jobs.run_repeating("test.broken", broken, seconds=60)
+
+
+async def test_the_job_queue_schedules_its_jobs_on_start(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    runtime = await make_runtime(workers=True)
+    assert runtime.jobs.running
+    await runtime.stop()
+    assert not runtime.jobs.running

@@ -19,11 +19,12 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.app import build_runtime
 from bot.channels.base import MediaError, PermanentFailure, TemporaryFailure
 from bot.channels.wecom import WeComChannel
 from bot.config import ConfigError
 from bot.messages import Outbound, Reply
-from bot.outbox import enqueue
+from bot.pipeline.outbox import enqueue
 from bot.runtime import Runtime
 from cards.model import Button, Card, CardField
 from storage.models import InboxRow, OutboxRow
@@ -453,7 +454,7 @@ async def _robot_done(rig: Rig) -> bool:
 def test_enabled_without_credentials_names_the_missing_keys(tmp_path: Any) -> None:
     config = make_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", {"wecom": {"enabled": True, "corp_id": "ww1"}})
     with pytest.raises(ConfigError) as info:
-        Runtime(config)
+        build_runtime(config)
     text = str(info.value)
     for key in ("agent_id", "secret", "token", "encoding_aes_key"):
         assert f"[wecom] {key}" in text

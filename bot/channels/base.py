@@ -12,7 +12,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.messages import Outbound
+from bot.messages import MediaError, Outbound
+
+__all__ = ["Channel", "ChannelHealth", "DeliveryError", "MediaError", "PermanentFailure", "TemporaryFailure"]
 
 
 class DeliveryError(Exception):
@@ -35,12 +37,6 @@ class PermanentFailure(DeliveryError):
     """Retrying will not help (bad recipient, configuration problem); mark failed."""
 
 
-class MediaError(Exception):
-    """Media could not be fetched; ``reason`` is shown in logs, the rep gets a polite reply."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass

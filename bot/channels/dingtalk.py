@@ -35,10 +35,13 @@ from bot.channels.dingtalk_parse import (
 )
 from bot.config import ConfigError, DingTalkConfig
 from bot.context import AppContext
-from bot.inbox import Accepted, accept
-from bot.messages import Outbound, Platform, Reply
+from bot.messages import Accepted, Ingest, Outbound, Platform, Reply
 from cards.model import Card
-from cards.render_dingtalk import dingtalk_message, dingtalk_text, dingtalk_webhook_payload
+from cards.render_dingtalk import (
+    dingtalk_message,
+    dingtalk_text,
+    dingtalk_webhook_payload,
+)
 
 if TYPE_CHECKING:
     from bot.channels.dingtalk_stream import StreamRunner
@@ -94,7 +97,8 @@ def openapi_message(reply: Reply) -> tuple[str, dict[str, Any]]:
 class DingTalkChannel:
     platform = Platform.DINGTALK.value
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, ingest: Ingest) -> None:
+        self._ingest = ingest
         cfg = app.config.dingtalk
         check_config(cfg)
         self._app = app
@@ -134,7 +138,7 @@ class DingTalkChannel:
             raise
         if msg is None:
             return None
-        return await accept(self._app, msg)
+        return await self._ingest(msg)
 
     async def _callback(self, request: web.Request) -> web.Response:
         """HTTP callback mode: verify the signature, store, then answer 200."""

@@ -28,7 +28,13 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from bot.channels.base import ChannelHealth, DeliveryError, MediaError, PermanentFailure, TemporaryFailure
+from bot.channels.base import (
+    ChannelHealth,
+    DeliveryError,
+    MediaError,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from bot.channels.wecom_client import (
     GETTOKEN,
     TOKEN_ERRORS,
@@ -40,8 +46,13 @@ from bot.channels.wecom_client import (
 from bot.channels.wecom_parse import ParseError, envelope, parse_xml, to_inbound
 from bot.config import ConfigError, WeComConfig
 from bot.context import AppContext
-from bot.messages import Outbound, Platform
-from cards.render_wecom import split_markdown, wecom_markdown, wecom_messages, wecom_task_id
+from bot.messages import Ingest, Outbound, Platform
+from cards.render_wecom import (
+    split_markdown,
+    wecom_markdown,
+    wecom_messages,
+    wecom_task_id,
+)
 from cards.textutil import clip, single_line
 
 ROBOT_PLATFORM = "wecom_robot"
@@ -167,7 +178,8 @@ class WeComChannel:
 
     platform = Platform.WECOM.value
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, ingest: Ingest) -> None:
+        self._ingest = ingest
         cfg = app.config.wecom
         check_config(cfg)
         self._app = app
@@ -256,10 +268,8 @@ class WeComChannel:
         except ParseError as exc:
             return self._reject("malformed", 400, str(exc))
 
-        from bot.inbox import accept
-
         try:
-            result = await accept(self._app, msg)
+            result = await self._ingest(msg)
         except Exception:  # noqa: BLE001 - not stored: let WeCom retry instead of acking
             self._log.exception("wecom.store_failed", message_id=msg.message_id)
             return web.Response(status=503, text="temporarily unavailable")

@@ -42,9 +42,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 async def _serve(config: Config) -> int:
-    from bot.runtime import Runtime
+    from bot.app import build_runtime
 
-    runtime = Runtime(config)
+    runtime = build_runtime(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,12 +109,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 async def _chat(config: Config, user: str, *, http: bool, org: Path | None) -> int:
+    from bot.app import build_runtime
     from bot.chat import run_chat
-    from bot.runtime import Runtime
 
     if org is not None:
         await _import_org(config, str(org))
-    runtime = Runtime(config)
+    runtime = build_runtime(config)
     try:
         await runtime.start(http=http)
     except OSError as exc:

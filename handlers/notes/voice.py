@@ -14,9 +14,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from bot.channels.base import MediaError
 from bot.context import AppContext
-from bot.messages import Inbound, Kind
+from bot.messages import Inbound, Kind, MediaError
 
 
 def repair_transcript(app: AppContext, text: str) -> str:

@@ -1,24 +1,29 @@
-"""One reminder tick: find due tasks in the database, claim each atomically, push a card.
+"""The reminder job: find due tasks in the database, claim each atomically, push a card.
 
-Why claim with a conditional UPDATE: several nodes run this tick against one database.
+Why claim with a conditional UPDATE: several nodes run this job against one database.
 ``UPDATE tasks SET reminded_at = now WHERE id = ? AND reminded_at IS NULL`` succeeds for
 exactly one of them (PostgreSQL re-checks the condition after the row lock; SQLite
 serialises writers), and the outbox row is written in the same transaction, so a reminder
-is neither lost (crash before commit → claimed again next tick) nor sent twice.
+is neither lost (crash before commit → claimed again next run) nor sent twice.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from bot.context import AppContext
 from bot.messages import Reply
-from bot.outbox import enqueue
-from reminders.card import reminder_card
+from bot.pipeline.notify import notify
+from handlers.tasks.cards import reminder_card
 from storage.models import Account, Opportunity, Person, Task
-from storage.people import route_to
+
+if TYPE_CHECKING:
+    from reminders.jobs import JobQueue
 
 BATCH = 200
+JOB_NAME = "tasks.reminders"
 
 
 async def due_task_ids(app: AppContext, limit: int = BATCH) -> list[int]:
@@ -34,7 +39,7 @@ async def due_task_ids(app: AppContext, limit: int = BATCH) -> list[int]:
 
 
 async def _remind_one(app: AppContext, task_id: int) -> bool:
-    """Claim and push one task; False if another node (or an earlier tick) got it first."""
+    """Claim and push one task; False if another node (or an earlier run) got it first."""
     now = app.clock.now()
     async with app.sessions() as session:
         async with session.begin():
@@ -55,12 +60,8 @@ async def _remind_one(app: AppContext, task_id: int) -> bool:
             task = await session.get(Task, task_id, populate_existing=True)
             assert task is not None
             owner = await session.get(Person, task.owner_id)
-            if owner is None or not owner.active:
+            if owner is None:
                 app.log.warning("reminders.no_owner", task_id=task_id)
-                return True
-            where = route_to(owner, app.channels)
-            if where is None:
-                app.log.warning("reminders.unroutable", task_id=task_id, person=owner.key)
                 return True
             account = None
             if task.opportunity_id is not None:
@@ -69,11 +70,11 @@ async def _remind_one(app: AppContext, task_id: int) -> bool:
                     account = await session.get(Account, opp.account_id)
             today = now.astimezone(app.config.tz).date()
             card = reminder_card(app, task, account, today)
-            enqueue(session, platform=where[0], recipient=where[1], reply=Reply(card=card, tag="reminder"), now=now)
+            await notify(app, session, owner, Reply(card=card, tag="reminder"), now=now)
     return True
 
 
-async def run_reminder_tick(app: AppContext) -> int:
+async def send_due_reminders(app: AppContext) -> int:
     """Remind every due task not yet reminded; returns how many this call claimed."""
     sent = 0
     for task_id in await due_task_ids(app):
@@ -83,6 +84,11 @@ async def run_reminder_tick(app: AppContext) -> int:
         except Exception:  # noqa: BLE001 - one broken task must not block the others
             app.log.exception("reminders.task_failed", task_id=task_id)
     if sent:
+        app.metrics.reminders.inc(sent)
         app.log.info("reminders.sent", count=sent)
         app.outbox_wakeup.set()
     return sent
+
+
+def register_jobs(jobs: JobQueue, app: AppContext) -> None:
+    jobs.run_repeating(JOB_NAME, send_due_reminders, seconds=app.config.notes.reminder_tick_seconds)

@@ -13,26 +13,30 @@ import re
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches
-from handlers.dialog import parse_answer_date, stage_from_text
-from handlers.dialog_state import clear_pending
-from handlers.notes_card import day_text, money, stage_label
-from handlers.notes_extract import extract, local_now, policy, to_draft
-from nlp.numerals import to_number
-from storage.models import Account, Note, Opportunity, Task
-from storage.notes import (
-    OPEN,
+from handlers.accounts.service import resolve_contact
+from handlers.common.dates import local_now, parse_answer_date
+from handlers.common.format import day_text, money, stage_label
+from handlers.notes.dialog import stage_from_text
+from handlers.notes.dialog_state import clear_pending
+from handlers.notes.extraction import extract, to_draft
+from handlers.notes.service import (
     attach_account,
-    audit,
     last_note,
-    latest_reminded_task,
-    redate_task,
-    resolve_contact,
-    set_amount,
-    set_stage,
-    task_for_note,
+    note_rules,
     undo_note,
     update_fields,
 )
+from handlers.opportunities.service import set_amount, set_stage
+from handlers.tasks.service import (
+    OPEN,
+    latest_reminded_task,
+    policy,
+    redate_task,
+    task_for_note,
+)
+from nlp.numerals import to_number
+from storage.audit import audit
+from storage.models import Account, Note, Opportunity, Task
 
 UNDO = r"^(?:撤销|撤回|撤消|删掉上一条|删除上一条|删了上一条)\s*(\d+)?\s*[。!！]?$"
 STAGE = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:阶段|商机阶段|项目阶段)(?:应该)?(?:改成|改为|改到|调整为|调成|更正为|设为|是|应该是)\s*(.+)$"
@@ -79,7 +83,8 @@ async def correct_stage(app: AppContext, hc: HandlerContext, note: Note, code: s
     update_fields(note, stage=code)
     if opp is not None:
         old = opp.stage
-        await set_stage(hc.session, opp, code, actor_id=hc.person.id, note_id=note.id, now=hc.now, explicit=True)
+        await set_stage(hc.session, opp, code, stages=app.services.lexicon.stage_order, actor_id=hc.person.id, note_id=note.id,
+                        now=hc.now, explicit=True)
     before = stage_label(app, old) or "（无）"
     return f"✅ 已更正阶段：{before} → {stage_label(app, code)}。"
 
@@ -207,7 +212,7 @@ def router(app: AppContext) -> Router:
             answer = await _correct_contact(hc, note, draft.contacts[0])
         elif draft.account:
             account, _ = await attach_account(hc.session, note, draft.account, actor_id=hc.person.id,
-                                              canonical=app.services.lexicon.canonical_account, now=hc.now)
+                                              rules=note_rules(app), now=hc.now)
             update_fields(note, account=draft.account)
             answer = f"✅ 已更正医院：{account.name}。"
         elif parse_answer_date(app, text, hc.now) is not None:

@@ -12,21 +12,13 @@ import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from storage.notes import NoteDraft, ReminderPolicy
+from handlers.common.dates import local_now
+from handlers.notes.models import NoteDraft
 
 if TYPE_CHECKING:
     from bot.context import AppContext
 
 _PUNCT = re.compile(r"[\s，。,.!！?？~～、…:：;；\"'“”‘’()（）\[\]【】]+")
-
-
-def local_now(app: AppContext, now: datetime) -> datetime:
-    """The extractor and date parser resolve "明天" against the local calendar day."""
-    return now.astimezone(app.config.tz)
-
-
-def policy(app: AppContext) -> ReminderPolicy:
-    return ReminderPolicy(tz=app.config.tz, hour=app.config.notes.reminder_hour)
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,7 +14,16 @@ import re
 
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
-from bot.router import HASHTAG, SKIP, HandlerContext, HandlerResult, Router, event, hashtag, with_text
+from bot.router import (
+    HASHTAG,
+    SKIP,
+    HandlerContext,
+    HandlerResult,
+    Router,
+    event,
+    hashtag,
+    with_text,
+)
 from cards.playbook import Entry, Playbook, PlaybookService
 from storage.models import PlaybookUsage
 
@@ -121,7 +130,7 @@ def router(app: AppContext) -> Router:
         replies = [Reply(card=playbook.card(entry), tag="playbook")]
         code = str(msg.extra.get("reply_response_code") or "")
         if code:
-            from handlers.actions import outcome_label
+            from handlers.buttons.handlers import outcome_label
 
             return [Reply(text=outcome_label(replies), update_token=code), *replies]
         return replies

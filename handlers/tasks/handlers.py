@@ -14,11 +14,18 @@ from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import HandlerContext, HandlerResult, Router, hashtag, matches
 from cards.model import Button, Card
-from handlers.dialog import parse_answer_date
-from handlers.notes_card import day_text
-from handlers.notes_extract import local_now, policy
+from handlers.common.dates import local_now, parse_answer_date
+from handlers.common.format import day_text
+from handlers.tasks.service import (
+    DONE,
+    OPEN,
+    latest_reminded_task,
+    open_tasks,
+    policy,
+    redate_task,
+    set_task_status,
+)
 from storage.models import Account, Opportunity, Task
-from storage.notes import DONE, OPEN, latest_reminded_task, open_tasks, redate_task, set_task_status
 
 DONE_RX = r"^(?:完成|已完成|搞定|做完了?|办完了?|已办)(?:了)?\s*(\d+)?\s*[。!！✅]*$"
 POSTPONE_RX = r"^(?:推迟|延期|延后|推到|顺延|往后推|改期)\s*(\d+)?\s*(.*)$"

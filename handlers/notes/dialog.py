@@ -17,22 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import SKIP, HandlerContext, HandlerResult, Router, text
-from handlers.dialog_state import MISSING, PAST_DUE, clear_pending, load_pending, set_pending
-from handlers.notes_card import day_text, money, stage_label
-from handlers.notes_extract import extract, is_chatter, local_now, policy, to_draft
-from storage.models import Account, Note, Opportunity, Task
-from storage.notes import (
-    NoteDraft,
-    attach_account,
-    audit,
-    create_task,
-    redate_task,
-    resolve_contact,
-    set_amount,
-    set_stage,
-    task_for_note,
-    update_fields,
+from handlers.accounts.service import resolve_contact
+from handlers.common.dates import local_now, parse_answer_date
+from handlers.common.format import day_text, money, stage_label
+from handlers.notes.dialog_state import (
+    MISSING,
+    PAST_DUE,
+    clear_pending,
+    load_pending,
+    set_pending,
 )
+from handlers.notes.extraction import extract, is_chatter, to_draft
+from handlers.notes.models import NoteDraft
+from handlers.notes.service import attach_account, note_rules, update_fields
+from handlers.opportunities.service import set_amount, set_stage
+from handlers.tasks.service import create_task, policy, redate_task, task_for_note
+from storage.audit import audit
+from storage.models import Account, Note, Opportunity, Task
 
 MAX_QUESTIONS = 2
 # Fields answered implicitly by what the note row already holds.
@@ -178,7 +179,7 @@ class Answerer:
             return None
         account, opp = await attach_account(
             self.session, self.note, written, actor_id=self.hc.person.id,
-            canonical=self.app.services.lexicon.canonical_account, now=self.hc.now,
+            rules=note_rules(self.app), now=self.hc.now,
         )
         update_fields(self.note, account=written)
         if draft.contacts and not (self.note.fields or {}).get("contacts"):
@@ -214,7 +215,8 @@ class Answerer:
         if self.note.opportunity_id is not None:
             opp = await self.session.get(Opportunity, self.note.opportunity_id)
             if opp is not None:
-                await set_stage(self.session, opp, code, actor_id=self.hc.person.id, note_id=self.note.id, now=self.hc.now)
+                await set_stage(self.session, opp, code, stages=self.app.services.lexicon.stage_order, actor_id=self.hc.person.id,
+                                note_id=self.note.id, now=self.hc.now)
         return f"阶段 {stage_label(self.app, code)}"
 
     async def _next_action(self, draft: NoteDraft, raw: str) -> str | None:
@@ -260,13 +262,6 @@ def _reminder_suffix(app: AppContext, task: Task) -> str:
     if local.date() == task.due_date:
         return f"，当天 {local:%H:%M} 提醒你"
     return f"，{local.month}月{local.day}日 {local:%H:%M} 提醒你"
-
-
-def parse_answer_date(app: AppContext, raw: str, now: datetime, base: date | None = None) -> Any:
-    """A standalone date answer ("周四", "不对，是下周四", "推迟两天") as an ``nlp.dates.DueDate``."""
-    from nlp.dates import parse_date_answer
-
-    return parse_date_answer(raw, local_now(app, now), base=base, holidays=app.services.lexicon.holidays)
 
 
 def stage_from_text(app: AppContext, raw: str) -> str | None:

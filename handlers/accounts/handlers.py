@@ -14,10 +14,17 @@ from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import HandlerContext, HandlerResult, Router, hashtag, matches
 from cards.model import Card, CardField
-from handlers.notes_card import money, stage_label
-from handlers.notes_extract import extract, local_now, to_draft
+from handlers.accounts.service import (
+    account_notes,
+    account_opportunities,
+    find_account,
+    search_accounts,
+)
+from handlers.common.dates import local_now
+from handlers.common.format import money, stage_label
+from handlers.notes.extraction import extract, to_draft
+from handlers.tasks.service import OPEN
 from storage.models import Account, Opportunity, Person, Task
-from storage.notes import OPEN, account_notes, account_opportunities, find_account, search_accounts
 
 ACCOUNT_RX = r"^[#＃]\s*(?:客户|医院)\s*(.*)$"
 SEES_ALL = ("manager", "sales_ops", "admin")

@@ -13,10 +13,11 @@ import re
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Reply
 from bot.router import HASHTAG, SKIP, HandlerContext, HandlerResult, Router, kind
-from handlers.dialog import ask_next, ask_past_due
-from handlers.notes_card import note_card
-from handlers.notes_extract import extract, is_chatter, local_now, policy, to_draft
-from storage.notes import note_for_inbox, record_note
+from handlers.common.dates import local_now
+from handlers.notes.cards import note_card
+from handlers.notes.dialog import ask_next, ask_past_due
+from handlers.notes.extraction import extract, is_chatter, to_draft
+from handlers.notes.service import note_for_inbox, note_rules, record_note
 
 VOICE_FAILED = "抱歉，这条语音没能识别出文字{why}。请再说一遍，或者直接打字告诉我。"
 VOICE_EMPTY = "这条语音里没有听到内容，请再说一遍，或者直接打字告诉我。"
@@ -46,8 +47,7 @@ async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: s
         hc.person,
         draft,
         inbox_id=hc.inbox_id,
-        canonical=app.services.lexicon.canonical_account,
-        policy=policy(app),
+        rules=note_rules(app),
         now=hc.now,
     )
     if recorded.past_due is not None and recorded.task is not None:

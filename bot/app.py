@@ -1,0 +1,30 @@
+"""The composition root: the features this product has, in routing order, and the runtime built from them.
+
+The only place that knows both the runtime and the features. Order is routing order:
+the first matching handler that does not SKIP wins, so #tags and card buttons come
+before commands, commands before pending answers, and the catch-all comes last.
+"""
+
+from __future__ import annotations
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.features import Feature
+from bot.runtime import Runtime
+
+
+def features() -> list[Feature]:
+    from handlers import accounts, buttons, fallback, notes, playbook, tasks
+
+    return [
+        playbook.feature,  # #tags first: talk tracks, #帮助; other features' tags are SKIPped
+        buttons.feature,  # a click is redispatched as its typed command
+        tasks.feature,  # 完成 / 推迟 / #待办
+        accounts.feature,  # #客户
+        notes.feature,  # corrections, pending answers, then new notes
+        fallback.feature,
+    ]
+
+
+def build_runtime(config: Config, *, clock: Clock | None = None) -> Runtime:
+    return Runtime(config, features(), clock=clock)

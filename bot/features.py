@@ -1,0 +1,35 @@
+"""What a feature contributes to a runtime: a router, preprocessors, named jobs, background services.
+
+Each package under ``handlers/`` exposes one :class:`Feature`; the composition root
+(:mod:`bot.app`) lists them in routing order. The runtime only sees this shape, so it
+never imports a feature, and a feature never reaches into the runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+    from bot.pipeline.dispatcher import Preprocessor
+    from bot.router import Router
+    from reminders.jobs import JobQueue
+
+
+class Background(Protocol):
+    """A long-running service started and stopped with the node (e.g. the playbook's file watcher)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    router: Callable[[AppContext], Router] | None = None
+    preprocessors: Sequence[Preprocessor] = ()
+    jobs: Callable[[JobQueue, AppContext], None] | None = None
+    services: Callable[[AppContext], Sequence[Background]] | None = None

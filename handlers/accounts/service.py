@@ -1,0 +1,127 @@
+"""Hospitals (accounts) and the people there (contacts): finding, creating and remembering aliases.
+
+Alias-aware throughout: "市一院" and "市第一人民医院" are one account, and a new way a
+rep writes a hospital is remembered as an alias. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.audit import audit
+from storage.db import insert_unique
+from storage.models import Account, Contact, Note, Opportunity
+
+OPEN = "open"
+
+
+async def find_account(session: AsyncSession, written: str, canonical: Callable[[str], str]) -> Account | None:
+    """The account a rep means by ``written``: canonical name first, then stored aliases."""
+    written = written.strip()
+    if not written:
+        return None
+    canon = canonical(written)
+    names = {canon, written}
+    found = await session.scalar(select(Account).where(Account.name.in_(names)).order_by(Account.id).limit(1))
+    if found is not None:
+        return found
+    # Aliases learned from reps live in a JSON list; a portable JSON "contains" does not
+    # exist across SQLite and PostgreSQL, so scan (accounts number in the thousands at most).
+    for account in (await session.scalars(select(Account).order_by(Account.id))).all():
+        aliases = set(account.aliases or [])
+        if names & aliases:
+            return account
+    return None
+
+async def search_accounts(session: AsyncSession, query: str, limit: int = 10) -> list[Account]:
+    """Accounts whose name or an alias contains ``query`` ("华山" → 复旦大学附属华山医院)."""
+    query = query.strip()
+    if not query:
+        return []
+    found: list[Account] = []
+    for account in (await session.scalars(select(Account).order_by(Account.id))).all():
+        if query in account.name or any(query in alias for alias in (account.aliases or [])):
+            found.append(account)
+            if len(found) >= limit:
+                break
+    return found
+
+async def resolve_account(
+    session: AsyncSession,
+    written: str,
+    canonical: Callable[[str], str],
+    *,
+    actor_id: int | None,
+    now: datetime,
+) -> tuple[Account, bool]:
+    """Find or create the account; remember a new way of writing it as an alias."""
+    written = written.strip()
+    account = await find_account(session, written, canonical)
+    if account is None:
+        canon = canonical(written)
+        new = Account(name=canon[:128], aliases=[written] if written != canon else [], created_at=now)
+        account, created = await insert_unique(session, new, lambda: find_account(session, written, canonical))
+        if not created:
+            return account, False
+        await audit(session, actor_id=actor_id, entity="account", entity_id=account.id, field_name="created",
+                    old=None, new=account.name, note_id=None, now=now)
+        return account, True
+    if written != account.name and written not in (account.aliases or []):
+        old = list(account.aliases or [])
+        account.aliases = [*old, written]
+        await audit(session, actor_id=actor_id, entity="account", entity_id=account.id, field_name="aliases",
+                    old=",".join(old), new=",".join(account.aliases), note_id=None, now=now)
+    return account, False
+
+async def account_from_contacts(session: AsyncSession, author_id: int, names: Sequence[str]) -> Account | None:
+    """Guess the hospital from a contact the rep has written about before, if that is unambiguous."""
+    if not names:
+        return None
+    rows = (
+        await session.execute(
+            select(Contact.account_id)
+            .join(Note, Note.contact_id == Contact.id)
+            .where(
+                Contact.name.in_(list(names)),
+                Contact.account_id.is_not(None),
+                Note.author_id == author_id,
+                Note.deleted_at.is_(None),
+            )
+            .distinct()
+        )
+    ).all()
+    ids = {r[0] for r in rows}
+    if len(ids) != 1:
+        return None
+    return await session.get(Account, ids.pop())
+
+async def resolve_contact(
+    session: AsyncSession, account_id: int | None, name: str, department: str, *, now: datetime
+) -> Contact:
+    stmt = select(Contact).where(Contact.name == name[:64])
+    stmt = stmt.where(Contact.account_id == account_id) if account_id is not None else stmt.where(Contact.account_id.is_(None))
+    contact = await session.scalar(stmt.order_by(Contact.id).limit(1))
+    if contact is None:
+        new = Contact(account_id=account_id, name=name[:64], department=department[:64], created_at=now)
+        contact, _ = await insert_unique(session, new, lambda: session.scalar(stmt.order_by(Contact.id).limit(1)))
+    elif department and not contact.department:
+        contact.department = department[:64]
+    return contact
+
+async def account_notes(
+    session: AsyncSession, account_id: int, *, author_id: int | None, limit: int = 3
+) -> list[Note]:
+    stmt = select(Note).where(Note.account_id == account_id, Note.deleted_at.is_(None))
+    if author_id is not None:
+        stmt = stmt.where(Note.author_id == author_id)
+    return list((await session.scalars(stmt.order_by(Note.id.desc()).limit(limit))).all())
+
+async def account_opportunities(session: AsyncSession, account_id: int, *, owner_id: int | None) -> list[Opportunity]:
+    stmt = select(Opportunity).where(Opportunity.account_id == account_id)
+    if owner_id is not None:
+        stmt = stmt.where(Opportunity.owner_id == owner_id)
+    return list((await session.scalars(stmt.order_by(Opportunity.status != OPEN, Opportunity.id.desc()))).all())

@@ -1,0 +1,25 @@
+"""Notes: a rep's typed or spoken follow-up becomes a stored note, a card and at most one question.
+
+Routing order inside the feature matters: corrections ("阶段改成…", "撤销") first, then
+answers to a pending question, then new notes.
+"""
+
+from __future__ import annotations
+
+from bot.context import AppContext
+from bot.features import Feature
+from bot.router import Router
+from handlers.notes import corrections, dialog
+from handlers.notes import handlers as chat
+from handlers.notes.voice import transcribe_voice
+
+
+def router(app: AppContext) -> Router:
+    r = Router("notes")
+    r.include(corrections.router(app))
+    r.include(dialog.router(app))
+    r.include(chat.router(app))
+    return r
+
+
+feature = Feature("notes", router=router, preprocessors=(transcribe_voice,))
