@@ -8,7 +8,7 @@ the split stays an internal matter.
 from __future__ import annotations
 
 from nlp.lexicon.check import check_lexicon
-from nlp.lexicon.load import NOTE_FIELDS, load_lexicon, stage_order
+from nlp.lexicon.load import NOTE_FIELDS, concern_codes, load_lexicon, stage_order
 from nlp.lexicon.model import (
     ActionWords,
     Brand,
@@ -35,6 +35,7 @@ __all__ = [
     "LexiconError",
     "PeopleRules",
     "check_lexicon",
+    "concern_codes",
     "load_lexicon",
     "stage_order",
 ]

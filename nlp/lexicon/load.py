@@ -69,6 +69,11 @@ def _stages(src: Source) -> tuple[tuple[str, ...], tuple[KeywordGroup, ...]]:
     return order, tuple(by_code[c] for c in order)
 
 
+def _concerns(src: Source) -> tuple[KeywordGroup, ...]:
+    src.only(src.data, {"concerns"}, "")
+    return _groups(src, "concerns", {"implied_by_competitor", "negation_keeps"})
+
+
 def _brands(src: Source) -> tuple[tuple[Brand, ...], tuple[str, ...]]:
     src.only(src.data, {"own", "brands"}, "")
     own = src.table(src.data, "own", "own", {})
@@ -190,9 +195,7 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
     src = read_sources(extra_dir)
     order, stages = _stages(src["stages.toml"])
 
-    c = src["concerns.toml"]
-    c.only(c.data, {"concerns"}, "")
-    concerns = _groups(c, "concerns", {"implied_by_competitor", "negation_keeps"})
+    concerns = _concerns(src["concerns.toml"])
     q = src["cues.toml"]
     q.only(q.data, {"cues"}, "")
     cues = _groups(q, "cues", set())
@@ -270,3 +273,14 @@ def stage_order(extra_dir: str | Path | None = None) -> tuple[str, ...]:
     """
     src = read_sources(extra_dir, ("stages.toml",))["stages.toml"]
     return _stages(src)[0]
+
+
+def concern_codes(extra_dir: str | Path | None = None) -> tuple[str, ...]:
+    """Concern codes in ``concerns.toml`` order, validated like the full load.
+
+    Why: the playbook maps talk tracks to the concerns the extractor reports and must
+    accept exactly these codes; reading the one file keeps that check cheap enough to run
+    on every playbook reload. Same codes as ``load_lexicon(extra_dir).concerns``.
+    """
+    src = read_sources(extra_dir, ("concerns.toml",))["concerns.toml"]
+    return tuple(g.code for g in _concerns(src))
