@@ -25,12 +25,16 @@ def normalize_tag(tag: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Link:
+    """A document or page a talk track points to; the first one becomes the card's link."""
+
     label: str
     url: str
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One talk track (``[[entry]]``); ``roles`` empty means everyone may see it."""
+
     tag: str
     title: str
     when: str
@@ -54,6 +58,8 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Command:
+    """A command listed by #帮助 (``[[command]]``), answered here or by another feature."""
+
     tag: str
     description: str
     usage: str = ""
@@ -77,6 +83,8 @@ class Command:
 
 @dataclass(frozen=True)
 class Playbook:
+    """All entries and commands with name indexes built once, so lookups per message are cheap."""
+
     entries: tuple[Entry, ...]
     commands: tuple[Command, ...] = ()
     source: str = ""
