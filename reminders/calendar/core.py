@@ -135,6 +135,12 @@ class Calendar:
         return frozenset(self._fallback_years)
 
     @staticmethod
+    def statutory_years() -> tuple[int, int]:
+        """First and last year the installed chinese_calendar has statutory data for."""
+        years = [day.year for day in chinese_calendar.holidays]
+        return min(years), max(years)
+
+    @staticmethod
     def uncovered_years(start: date, end: date) -> tuple[int, ...]:
         """Years in ``start.year..end.year`` that chinese_calendar has no data for (no side effects)."""
         missing = []
