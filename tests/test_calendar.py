@@ -329,7 +329,7 @@ def test_missing_or_empty_directory(tmp_path: Path) -> None:
 
 def test_calendar_package_does_not_import_bot_storage_or_handlers() -> None:
     code = (
-        "import sys, reminders.calendar\n"
+        "import sys, reminders.calendar, reminders.ladders, reminders.ladder_timers\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('bot', 'storage', 'handlers'))\n"
         "assert not bad, bad\n"
     )
