@@ -483,9 +483,8 @@ def parse_chat_lead(text: str, extract: Callable[[str], Any] | None = None,
     if len(words) >= 4 and normalize_phone(words[3]) is not None:
         names = ("hospital", "department", "contact", "phone", "product_line", "grade", "source")
         values = {name: ("" if word in _EMPTY_MARK else word) for name, word in zip(names, words)}
-        extra = " ".join(words[len(names):])
-        return LeadInput(**values, source=values.get("source") or "chat", note=extra or "",
-                         created_at=now).normalized()
+        values["source"] = values.get("source") or "chat"
+        return LeadInput(**values, note=" ".join(words[len(names):]), created_at=now).normalized()
     return _free_text_lead(body, extract, product_lines, now)
 
 
