@@ -4,7 +4,7 @@ VENV   ?= .venv
 PIP    := $(VENV)/bin/pip
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test install install-test install-openai-whisper bench clean
+.PHONY: demo test test-fast lint install install-test install-openai-whisper bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -36,8 +36,17 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/genjin demo
 
-test: install-test
+# Layer contracts (import-linter, see [tool.importlinter] in pyproject.toml).
+lint: install-test
+	$(VENV)/bin/lint-imports
+
+# Everything, as CI runs it: layer contracts, then the whole suite including the real speech model.
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# For development: contracts and every test except the slow ones (real speech model, subprocess restarts).
+test-fast: lint
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: install
 	$(PY) benchmarks/pipeline_bench.py

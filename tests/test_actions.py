@@ -6,12 +6,8 @@ from bot.messages import Inbound, Kind, Reply
 from bot.router import HandlerContext, Router, matches
 from cards.model import Card
 from handlers.buttons import handlers as buttons
-from handlers.buttons.handlers import (
-    DONE_LABEL,
-    STALE_REPLY,
-    UNSUPPORTED_REPLY,
-    outcome_label,
-)
+from handlers.buttons.handlers import STALE_REPLY, UNSUPPORTED_REPLY
+from handlers.common.format import DONE_LABEL, outcome_label
 from tests.harness import Harness
 
 

@@ -9,7 +9,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.cli import main
-from reminders.calendar import Calendar, CalendarSpec, Clock, load_calendar, parse_duration, parse_hours
+from reminders.calendar import (
+    Calendar,
+    CalendarSpec,
+    Clock,
+    load_calendar,
+    parse_duration,
+    parse_hours,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 NINE_TO_SIX = Calendar(CalendarSpec(hours=parse_hours("09:00-18:00")))

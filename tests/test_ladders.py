@@ -10,7 +10,12 @@ import pytest
 
 from reminders.calendar import Calendar, CalendarSpec, Clock, parse_hours
 from reminders.ladder_timers import LadderTimer, TimerState
-from reminders.ladders import LadderError, load_ladders, parse_condition, parse_ladder_files
+from reminders.ladders import (
+    LadderError,
+    load_ladders,
+    parse_condition,
+    parse_ladder_files,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = Calendar(CalendarSpec(hours=parse_hours("09:00-18:00")))

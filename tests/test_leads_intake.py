@@ -9,7 +9,13 @@ from types import SimpleNamespace
 import pytest
 
 from handlers.leads.intake import (
-    LeadInput, normalize_grade, normalize_phone, parse_api_payload, parse_chat_lead, parse_lead_file, quality_problems,
+    LeadInput,
+    normalize_grade,
+    normalize_phone,
+    parse_api_payload,
+    parse_chat_lead,
+    parse_lead_file,
+    quality_problems,
 )
 
 HEADER = "id,hospital,department,contact,phone,region,product_line,grade,source,created_at\n"

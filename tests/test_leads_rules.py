@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from handlers.leads.intake import LeadInput
-from handlers.leads.rules import DEFAULT_RULES, RulesError, check, load_rules, parse_rules
+from handlers.leads.rules import (
+    DEFAULT_RULES,
+    RulesError,
+    check,
+    load_rules,
+    parse_rules,
+)
 from tests.conftest import DEMO_ORG
 
 ORG = {"zhangwei": True, "lina": True, "chenjing": True, "gone": False}

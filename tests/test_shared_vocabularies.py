@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cards.playbook import CONCERNS, PACKAGED_DIR, ROLE_LABELS, PlaybookError, PlaybookService, load_playbook
+from cards.playbook import (
+    CONCERNS,
+    PACKAGED_DIR,
+    ROLE_LABELS,
+    PlaybookError,
+    PlaybookService,
+    load_playbook,
+)
 from nlp.lexicon import DATA_DIR, concern_codes, load_lexicon, stage_order
 from storage.org import ROLES
 

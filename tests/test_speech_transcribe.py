@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the real speech model
+
 pytest.importorskip("faster_whisper")
 pytest.importorskip("av")
 

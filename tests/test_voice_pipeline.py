@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow  # the real speech model
 from sqlalchemy import select
 
 from bot.channels.local import LocalChannel
@@ -45,7 +47,7 @@ async def test_voice_memo_becomes_a_note_with_transcript(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("name", "make", "reason"),
     [
-        ("corrupt", lambda tmp: b"#!AMR\n" + bytes(range(256)) * 3, None),
+        ("corrupt", lambda tmp: b"#!AMR\n" + bytes(range(256)) * 3, "echo"),
         ("not-audio", lambda tmp: "这不是音频文件".encode() * 50, "corrupt"),
         ("empty", lambda tmp: b"", "empty"),
         ("silent", lambda tmp: amr_nb(np.zeros(8000 * 4, dtype=np.float32)), "silent"),
@@ -62,10 +64,18 @@ async def test_bad_audio_gets_a_polite_reply_and_nothing_is_stored(
     assert "语音" in replies[0] and ("文字" in replies[0] or "再" in replies[0])
     assert await rows(h, Note) == [] and await rows(h, Task) == []
     extra = await _inbox_extra(h)
-    if reason is not None:
-        assert extra.get("speech_error") == reason, "the failure is recorded with the message"
-    else:  # noise may decode to a few syllables: then what was heard is recorded and shown
-        assert extra.get("speech_error") or extra.get("transcript") is not None
+    assert extra.get("speech_error") == reason, "the failure is recorded with the message"
+
+
+async def test_noise_heard_as_a_few_syllables_is_recorded_and_shown(h: Harness, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    path = tmp_path / "noise.amr"
+    path.write_bytes(amr_nb((rng.standard_normal(8000 * 3) * 0.3).astype(np.float32)))
+    [reply] = await h.voice("zhangwei", path)
+    extra = await _inbox_extra(h)
+    assert "speech_error" not in extra and extra["transcript"]
+    assert "听到" in reply and extra["transcript"] in reply
+    assert await rows(h, Note) == [] and await rows(h, Task) == []
 
 
 async def test_missing_media_is_reported_not_crashed(h: Harness) -> None:

@@ -7,6 +7,7 @@ managers, sales ops and admins see everyone's, because they coach across the tea
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -22,12 +23,20 @@ from handlers.accounts.service import (
 )
 from handlers.common.dates import local_now
 from handlers.common.format import money, stage_label
-from handlers.notes.extraction import extract, to_draft
 from handlers.tasks.service import OPEN
 from storage.models import Account, Opportunity, Person, Task
 
 ACCOUNT_RX = r"^[#＃]\s*(?:客户|医院)\s*(.*)$"
 SEES_ALL = ("manager", "sales_ops", "admin")
+
+
+
+def _hospital_named_in(app: AppContext, text: str, now: datetime) -> str | None:
+    """The hospital a short text names, as the extractor reads it ("去市一院" → "市一院")."""
+    account = app.services.extractor.extract(text, local_now(app, now)).account
+    if isinstance(account, (list, tuple)):
+        account = account[0] if account else None
+    return account or None
 
 
 async def _my_accounts(app: AppContext, hc: HandlerContext) -> Reply:
@@ -112,7 +121,7 @@ def router(app: AppContext) -> Router:
         canonical = app.services.lexicon.canonical_account
         found = await find_account(hc.session, name, canonical)
         if found is None:
-            written = to_draft(extract(app, name, hc.now), name).account
+            written = _hospital_named_in(app, name, hc.now)
             if written:
                 found = await find_account(hc.session, written, canonical)
         if found is None:

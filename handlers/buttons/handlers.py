@@ -10,36 +10,20 @@ clicked twice by mistake.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Reply
 from bot.router import HandlerContext, Router, event
+from handlers.common.format import outcome_label
 
-DONE_LABEL = "已处理"
 STALE_REPLY = "这个按钮已失效，请直接发送文字指令。"
 UNSUPPORTED_REPLY = "暂时只能处理文字、语音和图片消息。请把要点用文字或语音发给我。"
-LABEL_MAX = 10
-_CLAUSE_END = re.compile(r"[：:，,。.！!？?\n（(]")
 
 
 def click_as_text(msg: Inbound) -> Inbound:
     """The click as if the person had typed the button's command."""
     return replace(msg, kind=Kind.TEXT, text=msg.event_key.strip(), event="", event_key="")
-
-
-def outcome_label(replies: list[Reply]) -> str:
-    """A button-sized summary of what happened: the first clause of the first reply, if short."""
-    for reply in replies:
-        if reply.to is not None:
-            continue
-        text = reply.text.strip() or (reply.card.title.strip() if reply.card is not None else "")
-        head = _CLAUSE_END.split(text, maxsplit=1)[0].strip()
-        if 0 < len(head) <= LABEL_MAX:
-            return head
-        break
-    return DONE_LABEL
 
 
 def router(app: AppContext) -> Router:

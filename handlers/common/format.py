@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.context import AppContext
+    from bot.messages import Reply
+
+DONE_LABEL = "已处理"
+LABEL_MAX = 10
+_CLAUSE_END = re.compile(r"[：:，,。.！!？?\n（(]")
 
 WEEKDAYS = "一二三四五六日"
 
@@ -47,3 +53,16 @@ def day_text(day: date | None, at: datetime | None = None, *, app: AppContext | 
         local = at.astimezone(app.config.tz) if app is not None else at
         text += f" {local:%H:%M}"
     return text
+
+
+def outcome_label(replies: list[Reply]) -> str:
+    """A button-sized summary of what happened: the first clause of the first reply, if short."""
+    for reply in replies:
+        if reply.to is not None:
+            continue
+        text = reply.text.strip() or (reply.card.title.strip() if reply.card is not None else "")
+        head = _CLAUSE_END.split(text, maxsplit=1)[0].strip()
+        if 0 < len(head) <= LABEL_MAX:
+            return head
+        break
+    return DONE_LABEL

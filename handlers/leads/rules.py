@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.leads.intake import CANONICAL_GRADES, LeadInput, normalize_grade, normalize_region
+from handlers.leads.intake import (
+    CANONICAL_GRADES,
+    LeadInput,
+    normalize_grade,
+    normalize_region,
+)
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.toml"
 STRATEGIES = ("weighted_rr", "least_load")

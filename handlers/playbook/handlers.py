@@ -25,6 +25,7 @@ from bot.router import (
     with_text,
 )
 from cards.playbook import Entry, Playbook, PlaybookService
+from handlers.common.format import outcome_label
 from storage.models import PlaybookUsage
 
 MAX_CARDS = 3
@@ -130,8 +131,6 @@ def router(app: AppContext) -> Router:
         replies = [Reply(card=playbook.card(entry), tag="playbook")]
         code = str(msg.extra.get("reply_response_code") or "")
         if code:
-            from handlers.buttons.handlers import outcome_label
-
             return [Reply(text=outcome_label(replies), update_token=code), *replies]
         return replies
 
