@@ -17,21 +17,15 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import aiohttp
+from sqlalchemy import func, select
 
-import aiohttp  # noqa: E402
+from harness import bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from bot.messages import Inbound, Kind
+from bot.pipeline.inbox import accept
+from storage.models import InboxRow, OutboxRow
 
-from bot.cli import configure_logging  # noqa: E402
-from bot.config import parse_config  # noqa: E402
-from bot.messages import Inbound, Kind  # noqa: E402
-from bot.pipeline.inbox import accept  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from storage.db import transaction  # noqa: E402
-from storage.org import import_org, parse_org_file  # noqa: E402
-
-DEMO_ORG = Path(__file__).resolve().parents[1] / "bot" / "demo" / "org.toml"
 REPS = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
 TEXTS = [
     "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
@@ -42,21 +36,12 @@ TEXTS = [
 
 
 async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, float]:
-    config = parse_config(
-        {
-            "database": {"url": db_url},
-            "server": {"host": "127.0.0.1", "port": 0},
-            "pipeline": {"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
-            "logging": {"level": "WARNING"},
-            "playbook": {"watch": False},
-        },
-        "benchmark",
-        env={},
-    )
-    runtime = Runtime(config)
-    await runtime.start(http=via_http, workers=True)
-    async with transaction(runtime.app.sessions) as session:
-        await import_org(session, parse_org_file(DEMO_ORG))
+    config = bench_config(db_url, pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05})
+    async with running(config, http=via_http) as runtime:
+        return await _measure(runtime, n, via_http)
+
+
+async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
     app = runtime.app
     # warm up the extractor (lexicon load) so start-up is not counted as throughput
     await accept(app, Inbound(platform="local", message_id="warm", sender="zhangwei", kind=Kind.TEXT, text=TEXTS[0]))
@@ -99,10 +84,6 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
             )
     ingest = time.perf_counter() - start
     # every message yields at least one reply; wait until the outbox is drained
-    from sqlalchemy import func, select
-
-    from storage.models import InboxRow, OutboxRow
-
     while True:
         async with app.sessions() as session:
             pending_in = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
@@ -115,7 +96,6 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
         rows = (await session.execute(select(InboxRow.received_at, InboxRow.processed_at).where(InboxRow.message_id != "warm"))).all()
     latencies = [(p - r).total_seconds() for r, p in rows if p and r]
     replies = len(delivered) - warm
-    await runtime.stop()
     return {
         "messages": n,
         "replies": replies,
@@ -128,7 +108,6 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
 
 
 def main() -> int:
-    configure_logging("WARNING", "console")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("-n", type=int, default=1000)

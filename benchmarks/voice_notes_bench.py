@@ -27,20 +27,13 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bot.cli import configure_logging  # noqa: E402
-from bot.config import parse_config  # noqa: E402
-from bot.messages import Inbound, Kind  # noqa: E402
-from bot.pipeline.inbox import accept  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from handlers.notes.voice import repair_transcript  # noqa: E402
-from storage.db import transaction  # noqa: E402
-from storage.org import import_org, parse_org_file  # noqa: E402
+from harness import ROOT, bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from bot.messages import Inbound, Kind
+from bot.pipeline.inbox import accept
+from bot.runtime import Runtime
+from handlers.notes.voice import repair_transcript
 
 AMR_MAGIC = b"#!AMR\n"
-DEMO_ORG = ROOT / "bot" / "demo" / "org.toml"
 
 
 def join_amr(files: list[Path]) -> bytes:
@@ -123,22 +116,10 @@ async def main_async(args: argparse.Namespace) -> int:
         speech = {"backend": args.backend}
         if args.beam:
             speech["beam_size"] = args.beam
-        config = parse_config(
-            {
-                "database": {"url": f"sqlite+aiosqlite:///{tmp}/voice.db"},
-                "pipeline": {"workers": 1, "poll_interval": 0.05},
-                "logging": {"level": "WARNING"},
-                "playbook": {"watch": False},
-                "speech": speech,
-            },
-            "benchmark",
-            env={},
+        config = bench_config(
+            f"sqlite+aiosqlite:///{tmp}/voice.db", pipeline={"workers": 1, "poll_interval": 0.05}, speech=speech
         )
-        runtime = Runtime(config)
-        await runtime.start(http=False, workers=True)
-        async with transaction(runtime.app.sessions) as session:
-            await import_org(session, parse_org_file(DEMO_ORG))
-        try:
+        async with running(config) as runtime:
             load_started = time.perf_counter()
             await runtime.app.services.stt.transcribe((folder / memos[0]["file"]).read_bytes())
             load = time.perf_counter() - load_started
@@ -147,8 +128,6 @@ async def main_async(args: argparse.Namespace) -> int:
             long_memo = out_dir / "memo-20s.amr"
             long_memo.write_bytes(join_amr(files))
             latencies = await part2(runtime, long_memo, args.runs)
-        finally:
-            await runtime.stop()
         print(f"voice → notes ({args.backend}, beam {args.beam or 'default'})")
         print(f"  first call incl. model load  {load:.2f} s")
         print(f"  dev memos                    {stats['memos']} ({stats['audio_seconds']:.0f} s audio), RTF {stats['rtf']:.3f}")
@@ -166,7 +145,6 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    configure_logging("WARNING", "console")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     parser.add_argument("--runs", type=int, default=10)

@@ -3,7 +3,7 @@
 WeCom waits 5 s for the empty 200 before it retries, so what matters at the edge is
 how long verify + decrypt + store takes while the workers are busy with the previous
 messages. The callbacks are encrypted and signed beforehand (that is WeCom's cost) and
-posted over loopback with bounded concurrency; the replies go to the WeCom emulator.
+posted over loopback with bounded concurrency; the replies go to a stand-in WeCom API.
 
     python benchmarks/wecom_callback_bench.py                      # SQLite in a temp dir
     python benchmarks/wecom_callback_bench.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench
@@ -20,22 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import aiohttp
+from sqlalchemy import func, select
 
-import aiohttp  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from harness import CallbackSigner, StandInWeCom, bench_config, percentile, running  # noqa: I001 - benchmarks/ is on sys.path
+from bot.runtime import Runtime
+from storage.models import InboxRow
 
-from bot.cli import configure_logging  # noqa: E402
-from bot.config import parse_config  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from storage.db import transaction  # noqa: E402
-from storage.models import InboxRow  # noqa: E402
-from storage.org import import_org, parse_org_file  # noqa: E402
-from tests.emulators.wecom import WeComEmulator, WeComPlayer  # noqa: E402
-
-DEMO_ORG = Path(__file__).resolve().parents[1] / "bot" / "demo" / "org.toml"
 USERS = ["ZhangWei", "LiNa", "ChenJing", "LiuYang"]
 TEXTS = [
     "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
@@ -43,12 +35,6 @@ TEXTS = [
     "瑞金医院的合同已经盖章了，总金额一百二十万，下周安排装机",
     "收到",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 async def _counts(runtime: Runtime) -> tuple[int, int]:
@@ -62,62 +48,54 @@ async def _counts(runtime: Runtime) -> tuple[int, int]:
 async def run(db_url: str, n: int, concurrency: int, workers: int) -> dict[str, float | int | str]:
     token = "BenchToken"
     aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
-    async with WeComEmulator() as emu:
-        config = parse_config(
-            {
-                "database": {"url": db_url},
-                "server": {"host": "127.0.0.1", "port": 0},
-                "pipeline": {"workers": workers, "outbox_workers": 1 if workers else 0, "poll_interval": 0.05},
-                "logging": {"level": "WARNING"},
-                "playbook": {"watch": False},
-                "local": {"enabled": False},
-                "wecom": {
-                    "enabled": True,
-                    "corp_id": emu.corp_id,
-                    "agent_id": emu.agent_id,
-                    "secret": emu.secret,
-                    "token": token,
-                    "encoding_aes_key": aes_key,
-                    "api_base": emu.base_url,
-                    "per_member_per_minute": 100_000,
-                },
+    async with StandInWeCom() as wecom:
+        config = bench_config(
+            db_url,
+            pipeline={"workers": workers, "outbox_workers": 1 if workers else 0, "poll_interval": 0.05},
+            local={"enabled": False},
+            wecom={
+                "enabled": True,
+                "corp_id": wecom.corp_id,
+                "agent_id": wecom.agent_id,
+                "secret": wecom.secret,
+                "token": token,
+                "encoding_aes_key": aes_key,
+                "api_base": wecom.base_url,
+                "per_member_per_minute": 100_000,
             },
-            "benchmark",
-            env={},
         )
-        runtime = Runtime(config)
-        await runtime.start(http=True, workers=workers > 0)
-        async with transaction(runtime.app.sessions) as session:
-            await import_org(session, parse_org_file(DEMO_ORG))
-        url = f"http://127.0.0.1:{runtime.port}{config.wecom.callback_path}"
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(connector=connector) as http:
-            player = WeComPlayer(url, token=token, encoding_aes_key=aes_key, corp_id=emu.corp_id, agent_id=emu.agent_id, session=http)
-            callbacks = [
-                player.encrypt(player.text_xml(USERS[i % len(USERS)], f"{TEXTS[i % len(TEXTS)]}（{i}）"))
-                for i in range(n)
-            ]
-            # warm-up: connection pool, first-request costs, lexicon loading by a worker
-            await player.post(player.text_xml(USERS[0], "预热"))
-            await asyncio.sleep(1.0)
+        async with running(config, http=True, workers=workers > 0) as runtime:
+            url = f"http://127.0.0.1:{runtime.port}{config.wecom.callback_path}"
+            signer = CallbackSigner(token, aes_key, wecom.corp_id, wecom.agent_id)
+            callbacks = [signer.text(USERS[i % len(USERS)], f"{TEXTS[i % len(TEXTS)]}（{i}）") for i in range(n)]
+            connector = aiohttp.TCPConnector(limit=concurrency)
+            async with aiohttp.ClientSession(connector=connector) as http:
 
-            latencies: list[float] = []
-            statuses: dict[int, int] = {}
-            sem = asyncio.Semaphore(concurrency)
+                async def post_raw(params: dict[str, str], body: str) -> int:
+                    async with http.post(url, params=params, data=body.encode(), headers={"Content-Type": "text/xml"}) as resp:
+                        await resp.read()
+                        return resp.status
 
-            async def post(params: dict[str, str], body: str) -> None:
-                async with sem:
-                    started = time.perf_counter()
-                    status, _ = await player.post_raw(params, body)
-                    latencies.append(time.perf_counter() - started)
-                    statuses[status] = statuses.get(status, 0) + 1
+                # warm-up: connection pool, first-request costs, lexicon loading by a worker
+                await post_raw(*signer.text(USERS[0], "预热"))
+                await asyncio.sleep(1.0)
 
-            stored_before, processed_before = await _counts(runtime)
-            start = time.perf_counter()
-            await asyncio.gather(*(post(params, body) for params, body in callbacks))
-            burst = time.perf_counter() - start
-        stored, processed = await _counts(runtime)
-        await runtime.stop()
+                latencies: list[float] = []
+                statuses: dict[int, int] = {}
+                sem = asyncio.Semaphore(concurrency)
+
+                async def post(params: dict[str, str], body: str) -> None:
+                    async with sem:
+                        started = time.perf_counter()
+                        status = await post_raw(params, body)
+                        latencies.append(time.perf_counter() - started)
+                        statuses[status] = statuses.get(status, 0) + 1
+
+                stored_before, processed_before = await _counts(runtime)
+                start = time.perf_counter()
+                await asyncio.gather(*(post(params, body) for params, body in callbacks))
+                burst = time.perf_counter() - start
+            stored, processed = await _counts(runtime)
     return {
         "callbacks": n,
         "acknowledged_200": statuses.get(200, 0),
@@ -140,7 +118,6 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="callbacks in flight at once")
     parser.add_argument("--workers", type=int, default=2, help="inbox workers processing meanwhile (0 = ingest only)")
     args = parser.parse_args()
-    configure_logging("WARNING", "console")
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
         result = asyncio.run(run(db, args.n, args.concurrency, args.workers))
