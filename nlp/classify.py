@@ -19,7 +19,6 @@ from .entities import Mention
 from .lexicon import Lexicon
 from .text import KeywordScanner, Language, clause_index
 
-
 # an event named only as the place where people met is not the stage ("学术会上认识的", "推介会上加的微信")
 _VENUE = re.compile(r"(?:上|中|时|期间|的时候)(?:认识|碰到|遇到|结识|加的|加了|加上|搭上|聊上)")
 # contrast words: praise before them does not cover a complaint after them ("反馈不错，就是操作复杂")

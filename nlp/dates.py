@@ -12,8 +12,8 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 from .lexicon import Holiday

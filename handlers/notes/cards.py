@@ -1,4 +1,4 @@
-"""The compact "已记录" card a rep gets back for a note, and shared formatting helpers.
+"""The compact "已记录" card a rep gets back for a note.
 
 Why compact: reps read it on a phone between two hospital corridors. Only fields that
 have a value are shown; the one open question (if any) is the last line, so the rep
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cards.model import Button, Card, CardField
 from handlers.common.format import concern_labels, day_text, money, stage_label
+from nlp.fields import label
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -37,31 +38,34 @@ def note_card(
         text = stage_label(app, stage)
         if stage_kept:
             text += f"（商机仍为 {stage_label(app, stage_kept)}，如需回退请说“阶段改成…”）"
-        rows.append(CardField("阶段", text))
+        rows.append(CardField(label("stage"), text))
     elif opportunity is not None and opportunity.stage:
-        rows.append(CardField("阶段", f"{stage_label(app, opportunity.stage)}（未变）"))
+        rows.append(CardField(label("stage"), f"{stage_label(app, opportunity.stage)}（未变）"))
     concerns = fields.get("concerns") or []
     if concerns:
-        rows.append(CardField("关注点", "、".join(concern_labels(app, concerns))))
+        rows.append(CardField(label("concerns"), "、".join(concern_labels(app, concerns))))
     if task is not None:
-        rows.append(CardField("下一步", task.text))
+        rows.append(CardField(label("next_action"), task.text))
         if task.due_date is not None:
-            rows.append(CardField("截止", day_text(task.due_date, task.due_at, app=app, today=today)))
+            rows.append(CardField(label("due"), day_text(task.due_date, task.due_at, app=app, today=today)))
     contacts = fields.get("contacts") or []
     departments = fields.get("departments") or []
     if contacts:
         who = "、".join(contacts)
-        rows.append(CardField("联系人", f"{who}（{'、'.join(departments)}）" if departments else who))
+        rows.append(CardField(label("contacts"), f"{who}（{'、'.join(departments)}）" if departments else who))
     elif departments:
-        rows.append(CardField("科室", "、".join(departments)))
+        rows.append(CardField(label("departments"), "、".join(departments)))
     if account is not None:
-        rows.append(CardField("医院", account.name))
+        rows.append(CardField(label("account"), account.name))
     amount = fields.get("amount")
     if amount:
-        rows.append(CardField("金额", money(int(amount))))
+        rows.append(CardField(label("amount"), money(int(amount))))
     competitors = fields.get("competitors") or []
     if competitors:
-        rows.append(CardField("竞品", "、".join(competitors)))
+        rows.append(CardField(label("competitors"), "、".join(competitors)))
+    products = fields.get("products") or []
+    if products:
+        rows.append(CardField(label("products"), "、".join(products)))
 
     blocks: list[str] = []
     if question:

@@ -50,24 +50,25 @@ def remaining_missing(note: Note, task: Task | None) -> list[str]:
     """Required fields the note still lacks, minus those already asked about."""
     fields: dict[str, Any] = note.fields or {}
     asked = set(fields.get("asked") or [])
-    have = {
-        "stage": bool(fields.get("stage")),
-        "account": note.account_id is not None,
-        "contacts": bool(fields.get("contacts")),
-        "departments": bool(fields.get("departments")),
-        "amount": bool(fields.get("amount")),
-        "competitors": bool(fields.get("competitors")),
-        "next_action": task is not None,
-        "due": task is None or task.due_date is not None,
-    }
     out = []
     for name in fields.get("missing") or []:
-        if name in asked or have.get(name, False):
+        if name in asked or _present(name, note, task):
             continue
         if name == "due" and task is None:
             continue
         out.append(name)
     return out
+
+
+def _present(name: str, note: Note, task: Task | None) -> bool:
+    """Whether the note has contract field ``name`` now (answers and corrections may have filled it)."""
+    if name == "account":
+        return note.account_id is not None
+    if name == "next_action":
+        return task is not None
+    if name == "due":
+        return task is None or task.due_date is not None
+    return bool((note.fields or {}).get(name))
 
 
 async def ask_next(

@@ -1,8 +1,8 @@
 """The bridge from the extraction engine to the storage layer.
 
-Why a bridge: ``storage.notes`` must not depend on the extractor's classes (they evolve
+Why a bridge: the notes service must not depend on the extractor's classes (they evolve
 with the NLP work), and every handler that reads a rep's words (new notes, answers,
-corrections) needs the same conversion and the same notion of "local now".
+corrections) needs the same conversion.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.common.dates import local_now
 from handlers.notes.models import NoteDraft
+from nlp.fields import NOTE_FIELDS
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -54,27 +55,24 @@ def extract(app: AppContext, text: str, now: datetime) -> Any:
 
 
 def to_draft(note: Any, text: str, *, source: str = "text", transcript: str = "") -> NoteDraft:
-    """Convert an ``nlp.extract.Note`` into a storage draft."""
+    """Convert an ``nlp.extract.Note`` into a draft, field by field as the contract (:mod:`nlp.fields`) lists them."""
+    values: dict[str, Any] = {}
+    for f in NOTE_FIELDS:
+        value = getattr(note, f.name, None)
+        if f.kind in ("codes", "texts"):
+            values[f.name] = list(value or [])
+        elif f.kind in ("code", "text"):
+            if isinstance(value, (list, tuple)):
+                value = value[0] if value else None
+            values[f.name] = value or None
+        elif f.kind == "amount":
+            values[f.name] = value
     action = getattr(note, "next_action", None)
-    stage = getattr(note, "stage", None)
-    if isinstance(stage, (list, tuple)):
-        stage = stage[0] if stage else None
-    account = getattr(note, "account", None)
-    if isinstance(account, (list, tuple)):
-        account = account[0] if account else None
     return NoteDraft(
         text=text,
         source=source,
         transcript=transcript,
-        stage=stage or None,
-        concerns=list(getattr(note, "concerns", []) or []),
-        cues=list(getattr(note, "cues", []) or []),
-        contacts=list(getattr(note, "contacts", []) or []),
-        account=account or None,
-        departments=list(getattr(note, "departments", []) or []),
-        amount=getattr(note, "amount", None),
-        competitors=list(getattr(note, "competitors", []) or []),
-        products=list(getattr(note, "products", []) or []),
+        **values,
         action_text=(getattr(action, "text", "") or text).strip() if action is not None else None,
         due=_as_date(getattr(action, "due", None)) if action is not None else None,
         due_at=_as_datetime(getattr(action, "due_at", None)) if action is not None else None,

@@ -8,7 +8,7 @@ the split stays an internal matter.
 from __future__ import annotations
 
 from nlp.lexicon.check import check_lexicon
-from nlp.lexicon.load import NOTE_FIELDS, concern_codes, load_lexicon, stage_order
+from nlp.lexicon.load import concern_codes, load_lexicon, stage_order
 from nlp.lexicon.model import (
     ActionWords,
     Brand,
@@ -24,7 +24,6 @@ from nlp.lexicon.source import DATA_DIR, FILES, LexiconError
 __all__ = [
     "DATA_DIR",
     "FILES",
-    "NOTE_FIELDS",
     "ActionWords",
     "Brand",
     "Holiday",

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from nlp.fields import REQUIRABLE
 from nlp.lexicon.model import (
     ActionWords,
     Brand,
@@ -26,8 +27,6 @@ from nlp.lexicon.model import (
     is_cjk,
 )
 from nlp.lexicon.source import Source, read_sources
-
-NOTE_FIELDS = ("stage", "account", "contacts", "departments", "amount", "competitors", "next_action", "due")
 
 _GROUP_KEYS = {"label", "keywords", "patterns", "exclude"}
 
@@ -57,7 +56,10 @@ def _groups(src: Source, root: str, extra_keys: set[str]) -> tuple[KeywordGroup,
 
 def _stages(src: Source) -> tuple[tuple[str, ...], tuple[KeywordGroup, ...]]:
     src.only(src.data, {"order", "stages"}, "")
-    order = src.str_list(src.data, "order", "order")
+    # ``order`` is a sequence, not a keyword list: an override that gives it means its order
+    # (so a new stage can sit between two packaged ones), instead of appending to the packaged one.
+    ordered_by = src.extra if src.extra is not None and "order" in src.extra else src.data
+    order = src.str_list(ordered_by, "order", "order")
     groups = _groups(src, "stages", {"dominant", "negation_keeps", "competitor_before", "competitor_after"})
     codes = {g.code for g in groups}
     for code in order:
@@ -177,8 +179,8 @@ def _required(src: Source) -> tuple[Mapping[str, tuple[str, ...]], Mapping[str, 
     for stage, fields in req.items():
         values = src.str_list(req, stage, f"required.{stage}")
         for f in values:
-            if f not in NOTE_FIELDS:
-                raise src.fail(f"required.{stage}", f"unknown field {f!r} (expected one of: {', '.join(NOTE_FIELDS)})")
+            if f not in REQUIRABLE:
+                raise src.fail(f"required.{stage}", f"unknown field {f!r} (expected one of: {', '.join(REQUIRABLE)})")
             if f not in questions:
                 raise src.fail(f"questions.{f}", f"is required because required.{stage} lists {f!r}")
         required[stage] = values
@@ -186,6 +188,8 @@ def _required(src: Source) -> tuple[Mapping[str, tuple[str, ...]], Mapping[str, 
         raise src.fail("required.default", "is required")
     out_q = {}
     for key in questions:
+        if key not in REQUIRABLE:
+            raise src.fail(f"questions.{key}", f"not a field that can be asked for (expected one of: {', '.join(REQUIRABLE)})")
         out_q[key] = src.string(questions, key, f"questions.{key}")
     return MappingProxyType(required), MappingProxyType(out_q)
 

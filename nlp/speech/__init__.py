@@ -10,7 +10,13 @@ Errors the rep should hear about are :class:`SpeechError` (``reason`` + Chinese 
 
 from nlp.speech.correct import correct_surnames, correct_terms
 from nlp.speech.errors import SpeechError
-from nlp.speech.service import LocalSpeechToText, SpeechConfig, SpeechToText, Transcript, create_stt
+from nlp.speech.service import (
+    LocalSpeechToText,
+    SpeechConfig,
+    SpeechToText,
+    Transcript,
+    create_stt,
+)
 
 __all__ = [
     "LocalSpeechToText",

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from nlp.speech.audio import DecodedAudio, check_not_silent, decode_audio, read_audio_bytes
+from nlp.speech.audio import (
+    DecodedAudio,
+    check_not_silent,
+    decode_audio,
+    read_audio_bytes,
+)
 from nlp.speech.backends import DecodeOptions, Engine
 from nlp.speech.correct import correct_terms
 from nlp.speech.errors import SpeechError
