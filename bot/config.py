@@ -88,6 +88,24 @@ class NotesConfig(_Section):
     reminder_tick_seconds: float = Field(30, gt=0)
 
 
+class CalendarConfig(_Section):
+    dir: str = Field("", description="sales calendar TOML directory (working hours, extra holidays and workdays); empty = packaged")
+
+
+class TimersConfig(_Section):
+    ladders_dir: str = Field("", description="escalation ladder TOML directory; empty = the packaged ladders")
+    sweep_seconds: float = Field(5, gt=0, le=3600, description="how often each node looks for due timers")
+    batch: int = Field(500, ge=1, le=100_000, description="timers claimed per sweep step")
+    lease_seconds: float = Field(60, ge=1, description="a claimed timer is free again after this long")
+
+
+class AlertsConfig(_Section):
+    merge_minutes: float = Field(10, ge=0, le=24 * 60, description="alerts of one class to one person within this window become one card")
+    daily_cap: int = Field(30, ge=1, le=1000, description="alert cards per person per day; the rest go into one summary card")
+    quiet_jitter_minutes: float = Field(5, ge=0, le=120, description="alerts held outside working hours go out within this many minutes of the opening")
+    urgent_classes: list[str] = Field(["lead_offer"], description="classes sent at once, even outside working hours, never merged")
+
+
 class PlaybookConfig(_Section):
     dir: str = Field("", description="playbook TOML directory; empty = the packaged default playbook")
     watch: bool = True
@@ -159,6 +177,9 @@ class Config(_Section):
     speech: SpeechSection = SpeechSection()
     notes: NotesConfig = NotesConfig()
     playbook: PlaybookConfig = PlaybookConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    timers: TimersConfig = TimersConfig()
+    alerts: AlertsConfig = AlertsConfig()
     local: LocalChannelConfig = LocalChannelConfig()
     wecom: WeComConfig = WeComConfig()
     dingtalk: DingTalkConfig = DingTalkConfig()

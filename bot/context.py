@@ -15,8 +15,9 @@ from bot.metrics import Metrics
 
 if TYPE_CHECKING:
     from bot.channels.base import Channel
-    from bot.router import Router
     from bot.services import Services
+    from reminders.calendar import Calendar
+    from reminders.timers import Timers
 
 
 @dataclass
@@ -27,9 +28,9 @@ class AppContext:
     clock: Clock
     metrics: Metrics
     services: Services
-    router: Router | None = None
+    calendar: Calendar  # the sales calendar: working hours, holidays, 调休
+    timers: Timers  # escalation ladders as database rows
     channels: dict[str, Channel] = field(default_factory=dict)
-    preprocessors: list[Any] = field(default_factory=list)  # bot.dispatcher.Preprocessor
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     log: Any = field(default_factory=lambda: structlog.get_logger("genjin"))

@@ -1,4 +1,4 @@
-"""What a feature contributes to a runtime: a router, preprocessors, named jobs, background services.
+"""What a feature contributes to a runtime: a router, preprocessors, named jobs, ladder handlers, services.
 
 Each package under ``handlers/`` exposes one :class:`Feature`; the composition root
 (:mod:`bot.app`) lists them in routing order. The runtime only sees this shape, so it
@@ -7,8 +7,8 @@ never imports a feature, and a feature never reaches into the runtime.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.pipeline.dispatcher import Preprocessor
     from bot.router import Router
     from reminders.jobs import JobQueue
+    from reminders.timers import LevelHandler
 
 
 class Background(Protocol):
@@ -33,3 +34,4 @@ class Feature:
     preprocessors: Sequence[Preprocessor] = ()
     jobs: Callable[[JobQueue, AppContext], None] | None = None
     services: Callable[[AppContext], Sequence[Background]] | None = None
+    ladders: Mapping[str, LevelHandler] = field(default_factory=dict)  # ladder id → what its levels do

@@ -27,8 +27,13 @@ from bot.pipeline.workers import poll
 from bot.router import Router
 from bot.services import Services
 from bot.web import create_web_app
+from reminders.calendar import load_calendar
 from reminders.jobs import JobQueue
+from reminders.ladders import load_ladders
+from reminders.timers import Timers, sweep_timers
 from storage.db import create_engine, session_factory, upgrade
+
+TIMERS_JOB = "timers.sweep"
 
 
 def build_channels(app: AppContext) -> dict[str, Channel]:
@@ -68,6 +73,7 @@ def build_router(app: AppContext, features: Sequence[Feature]) -> Router:
 class Runtime:
     def __init__(self, config: Config, features: Sequence[Feature], *, clock: Clock | None = None) -> None:
         engine = create_engine(config.database.url, echo=config.database.echo, pool_size=config.database.pool_size)
+        calendar = load_calendar(config.calendar.dir or None)
         self.app = AppContext(
             config=config,
             engine=engine,
@@ -75,14 +81,20 @@ class Runtime:
             clock=clock or Clock(),
             metrics=Metrics(),
             services=Services(config),
+            calendar=calendar,
+            timers=Timers(calendar, load_ladders(config.timers.ladders_dir or None)),
         )
         self.features = list(features)
+        for feature in self.features:
+            for ladder_id, handler in feature.ladders.items():
+                self.app.timers.handle(ladder_id, handler)
         self.app.channels.update(build_channels(self.app))
         self.dispatcher = Dispatcher(
             build_router(self.app, self.features),
             [step for feature in self.features for step in feature.preprocessors],
         )
         self.jobs = JobQueue(self.app)
+        self.jobs.run_repeating(TIMERS_JOB, sweep_timers, seconds=config.timers.sweep_seconds)
         for feature in self.features:
             if feature.jobs is not None:
                 feature.jobs(self.jobs, self.app)

@@ -98,6 +98,13 @@ async def insert_unique(session: AsyncSession, row: Any, refind: Callable[[], An
         return existing, False
 
 
+def insert_for(dialect: str) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` (both SQLite and PostgreSQL do)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))

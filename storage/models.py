@@ -234,6 +234,7 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_claim", "status", "next_attempt_at"),
         Index("ix_outbox_recipient", "platform", "recipient", "status"),
+        Index("ix_outbox_merge", "recipient", "merge_key", "status"),
     )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id"), index=True)
@@ -249,6 +250,44 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+    # pushes (reminders, offers, alerts) as opposed to replies: they count against the daily cap
+    push: Mapped[bool] = mapped_column(Boolean, default=False)
+    # alerts of one class to one person within the merge window become one card
+    merge_key: Mapped[str | None] = mapped_column(String(64))
+    # an effect that must happen once however often it is produced (timer:ID:LEVEL:VERSION)
+    dedupe_key: Mapped[str | None] = mapped_column(String(191), unique=True)
+
+
+class Timer(Base):
+    """One escalation ladder running for one subject (a lead, a deal, an installment).
+
+    The due moment is stored so any node's sweep finds due timers with one indexed query;
+    ``version`` makes every state change a compare-and-set, so two nodes, a crash or a
+    retry never fire a level twice. See :mod:`reminders.timers` for the semantics.
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        UniqueConstraint("subject_type", "subject_id", "ladder"),
+        Index("ix_timers_due", "state", "due_at"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    ladder: Mapped[str] = mapped_column(String(64))
+    clock: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer, default=0)  # highest level fired or superseded
+    consumed_seconds: Mapped[float] = mapped_column(default=0.0)  # budget used before anchor_at
+    anchor_at: Mapped[datetime] = mapped_column()
+    paused_at: Mapped[datetime | None] = mapped_column()
+    paused_until: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    state: Mapped[str] = mapped_column(String(12), default="running")  # running|paused|done|cancelled
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # for level conditions (amount …)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AuditLog(Base):

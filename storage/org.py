@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Person, Team
 
-ROLES = ("rep", "manager", "sales_ops", "admin")
+ROLES = ("rep", "manager", "director", "sales_ops", "marketing", "finance", "admin")
 _KEY = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 

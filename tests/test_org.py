@@ -34,9 +34,9 @@ async def test_import_toml_twice_without_duplicates(db_url: str) -> None:
             first = await import_org(session, spec)
         async with transaction(factory) as session:
             second = await import_org(session, spec)
-        assert (first.people_created, second.people_created, second.people_updated) == (9, 0, 9)
+        assert (first.people_created, second.people_created, second.people_updated) == (12, 0, 12)
         people = await _people(factory)
-        assert len(people) == 9
+        assert len(people) == 12
         assert people["zhangwei"].manager_id == people["wang_jl"].id
         async with factory() as session:
             assert len((await session.scalars(select(Team))).all()) == 2

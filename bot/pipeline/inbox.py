@@ -15,18 +15,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.context import AppContext
 from bot.messages import Accepted, Inbound, Kind
 from storage.claims import claim_rows
+from storage.db import insert_for
 from storage.models import InboxRow
 
 UNFINISHED = ("pending", "processing")
-
-
-def _insert_for(dialect: str):  # type: ignore[no-untyped-def]
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def accept(app: AppContext, msg: Inbound) -> Accepted:
@@ -54,7 +50,7 @@ async def accept(app: AppContext, msg: Inbound) -> Accepted:
         "error": "",
         "received_at": now,
     }
-    insert = _insert_for(app.engine.dialect.name)
+    insert = insert_for(app.engine.dialect.name)
     stmt = insert(InboxRow).values(**values).on_conflict_do_nothing(index_elements=["platform", "message_id"])
     async with app.sessions() as session:
         async with session.begin():

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 # How a role is named on the help card. The roles themselves are storage.org.ROLES;
 # tests check that every one of them has a label here.
-ROLE_LABELS = {"rep": "销售代表", "manager": "经理", "sales_ops": "销售运营", "admin": "管理员"}
+ROLE_LABELS = {
+    "rep": "销售代表",
+    "manager": "经理",
+    "director": "总监",
+    "sales_ops": "销售运营",
+    "marketing": "市场",
+    "finance": "财务",
+    "admin": "管理员",
+}
 
 
 def entry_card(playbook: Playbook, entry: Entry) -> Card:
