@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,18 +22,12 @@ from sqlalchemy.orm import aliased
 
 from bot.context import AppContext
 from bot.dispatcher import process
-from bot.messages import Inbound, Kind, Reply
+from bot.messages import Accepted, Inbound, Kind, Reply
 from storage.db import claim_set
 from storage.models import InboxRow
 
 UNFINISHED = ("pending", "processing")
 FAILURE_REPLY = "抱歉，这条消息处理出错了，已记录并通知管理员，请稍后再试。"
-
-
-@dataclass(frozen=True)
-class Accepted:
-    inbox_id: int | None
-    duplicate: bool
 
 
 def _insert_for(dialect: str):  # type: ignore[no-untyped-def]

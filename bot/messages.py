@@ -7,6 +7,7 @@ types, so a feature written once works on every channel.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -107,3 +108,16 @@ class Outbound:
     attempts: int = 0
     context: dict[str, Any] = field(default_factory=dict)
 
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What storing an inbound message did: its inbox row, or that it was a redelivery."""
+
+    inbox_id: int | None
+    duplicate: bool
+
+
+#: How a channel hands a parsed message to the pipeline. Channels get this injected
+#: instead of importing the inbox, so they stay below it in the layering.
+Ingest = Callable[[Inbound], Awaitable[Accepted]]

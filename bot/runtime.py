@@ -8,6 +8,7 @@ inbox/outbox claims and the reminder claims are atomic, so nothing is done twice
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Protocol
 
 from aiohttp import web
@@ -31,21 +32,23 @@ class Background(Protocol):
 
 def build_channels(app: AppContext) -> dict[str, Channel]:
     channels: dict[str, Channel] = {}
+    ingest = functools.partial(inbox.accept, app)
     if app.config.local.enabled:
         from bot.channels.local import LocalChannel
 
-        channels["local"] = LocalChannel(app)
+        channels["local"] = LocalChannel(app, ingest)
     if app.config.wecom.enabled:
-        from bot.channels.wecom import ROBOT_PLATFORM, WeComChannel, WeComRobotChannel
+        from bot.channels.wecom import WeComChannel
+        from bot.channels.wecom_robot import ROBOT_PLATFORM, WeComRobotChannel
 
-        channels["wecom"] = WeComChannel(app)
-        channels[ROBOT_PLATFORM] = WeComRobotChannel(app)
+        channels["wecom"] = WeComChannel(app, ingest)
+        channels[ROBOT_PLATFORM] = WeComRobotChannel(app, ingest)
     if app.config.dingtalk.enabled:
         from bot.channels.dingtalk import ROBOT_PLATFORM as DINGTALK_ROBOT
         from bot.channels.dingtalk import DingTalkChannel, DingTalkRobotChannel
 
-        channels["dingtalk"] = DingTalkChannel(app)
-        channels[DINGTALK_ROBOT] = DingTalkRobotChannel(app)
+        channels["dingtalk"] = DingTalkChannel(app, ingest)
+        channels[DINGTALK_ROBOT] = DingTalkRobotChannel(app, ingest)
     return channels
 
 

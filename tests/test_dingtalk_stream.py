@@ -184,17 +184,17 @@ async def test_message_that_could_not_be_stored_is_nacked_and_stored_on_redelive
     emu: DingTalkEmulator, make_runtime: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = await start(make_runtime, emu, workers=False)
-    import bot.channels.dingtalk as dingtalk_module
-
-    real_accept = dingtalk_module.accept
+    channel = app.channels["dingtalk"]
+    assert isinstance(channel, DingTalkChannel)
+    real_accept = channel._ingest  # noqa: SLF001 - the injected inbox.accept
     failures = [RuntimeError("database is restarting")]
 
-    async def flaky_accept(app_: AppContext, msg: Inbound) -> object:
+    async def flaky_accept(msg: Inbound) -> object:
         if failures:
             raise failures.pop()
-        return await real_accept(app_, msg)
+        return await real_accept(msg)
 
-    monkeypatch.setattr(dingtalk_module, "accept", flaky_accept)
+    monkeypatch.setattr(channel, "_ingest", flaky_accept)
     data = emu.bot_message("rep-001", text="下午去仁济医院")
     frame = await emu.push(data)
     await emu.wait_for(lambda: frame.acked)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -48,7 +49,7 @@ class FlakyChannel(LocalChannel):
     """Fails the first ``failures`` sends temporarily, then delivers."""
 
     def __init__(self, app, failures: int, permanent: bool = False) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(app)
+        super().__init__(app, functools.partial(inbox.accept, app))
         self.failures = failures
         self.permanent = permanent
         self.attempts: list[int] = []

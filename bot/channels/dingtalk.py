@@ -35,8 +35,7 @@ from bot.channels.dingtalk_parse import (
 )
 from bot.config import ConfigError, DingTalkConfig
 from bot.context import AppContext
-from bot.inbox import Accepted, accept
-from bot.messages import Outbound, Platform, Reply
+from bot.messages import Accepted, Ingest, Outbound, Platform, Reply
 from cards.model import Card
 from cards.render_dingtalk import dingtalk_message, dingtalk_text, dingtalk_webhook_payload
 
@@ -94,10 +93,11 @@ def openapi_message(reply: Reply) -> tuple[str, dict[str, Any]]:
 class DingTalkChannel:
     platform = Platform.DINGTALK.value
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, ingest: Ingest) -> None:
         cfg = app.config.dingtalk
         check_config(cfg)
         self._app = app
+        self._ingest = ingest
         self._cfg = cfg
         self._log = app.log.bind(channel=self.platform)
         self.client = DingTalkClient(cfg)
@@ -134,7 +134,7 @@ class DingTalkChannel:
             raise
         if msg is None:
             return None
-        return await accept(self._app, msg)
+        return await self._ingest(msg)
 
     async def _callback(self, request: web.Request) -> web.Response:
         """HTTP callback mode: verify the signature, store, then answer 200."""
@@ -228,7 +228,7 @@ class DingTalkRobotChannel:
 
     platform = ROBOT_PLATFORM
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, ingest: Ingest) -> None:
         self._app = app
         self._cfg = app.config.dingtalk
         self.client = DingTalkClient(self._cfg)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot.channels.base import ChannelHealth, MediaError, PermanentFailure
 from bot.context import AppContext
-from bot.messages import Inbound, Kind, Outbound, Platform
+from bot.messages import Inbound, Ingest, Kind, Outbound, Platform
 from cards.render_text import render_text
 
 MAX_TEXT = 4000
@@ -39,8 +39,9 @@ def render_reply(out: Outbound) -> str:
 class LocalChannel:
     platform = Platform.LOCAL.value
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, ingest: Ingest) -> None:
         self._app = app
+        self._ingest = ingest
         self._listeners: list[Listener] = []
         transcript = app.config.local.transcript
         self._transcript = Path(transcript) if transcript else None
@@ -109,9 +110,7 @@ class LocalChannel:
             text=text,
             sent_at=datetime.now(timezone.utc),
         )
-        from bot.inbox import accept
-
-        result = await accept(self._app, msg)
+        result = await self._ingest(msg)
         return web.json_response({"ok": True, "duplicate": result.duplicate, "inbox_id": result.inbox_id})
 
 
