@@ -41,6 +41,9 @@ TEXTS = [
 ]
 
 
+BENCH_TOKEN = "bench-local-token"
+
+
 async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, float]:
     config = parse_config(
         {
@@ -49,6 +52,7 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
             "pipeline": {"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
             "logging": {"level": "WARNING"},
             "playbook": {"watch": False},
+            "local": {"http": via_http, "token": BENCH_TOKEN},
         },
         "benchmark",
         env={},
@@ -81,7 +85,7 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
             async def post(i: int) -> None:
                 async with sem:
                     body = {"user": REPS[i % len(REPS)], "text": TEXTS[i % len(TEXTS)], "id": f"b-{i}"}
-                    async with http.post(f"http://127.0.0.1:{runtime.port}/local/messages", json=body) as resp:
+                    async with http.post(f"http://127.0.0.1:{runtime.port}/local/messages", json=body, headers={"Authorization": f"Bearer {BENCH_TOKEN}"}) as resp:
                         assert resp.status == 200
 
             await asyncio.gather(*(post(i) for i in range(n)))

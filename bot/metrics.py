@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -23,6 +29,10 @@ class Metrics:
             "genjin_outbox_delivery_seconds", "Time from enqueue to delivery", buckets=LATENCY_BUCKETS, registry=r
         )
         self.reminders = Counter("genjin_reminders_total", "Reminders sent", registry=r)
+        self.outbox_pending = Gauge("genjin_outbox_pending", "Outbound messages not yet delivered", registry=r)
+        self.outbox_oldest_pending = Gauge(
+            "genjin_outbox_oldest_pending_seconds", "Age of the oldest undelivered outbound message", registry=r
+        )
         self.channel_up = Gauge("genjin_channel_up", "Channel healthy (1) or not (0)", ["platform"], registry=r)
 
     def render(self) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
@@ -21,10 +21,13 @@ from sqlalchemy.orm import aliased
 from bot.channels.base import PermanentFailure, TemporaryFailure
 from bot.context import AppContext
 from bot.messages import Outbound, Reply
+from bot.redact import redact
 from storage.db import claim_set
 from storage.models import OutboxRow
 
 UNFINISHED = ("pending", "sending")
+#: Outbox context key set by ``genjin outbox retry``: the age limit counts from here.
+REQUEUED_AT = "requeued_at"
 
 
 def enqueue(
@@ -105,6 +108,35 @@ async def _finish(app: AppContext, row_id: int, **values: object) -> None:
             await session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
 
 
+def queued_since(row: OutboxRow) -> datetime:
+    """When the row's current delivery effort began: its creation, or its last manual re-queue."""
+    requeued = (row.context or {}).get(REQUEUED_AT)
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    if isinstance(requeued, str):
+        try:
+            return max(created, datetime.fromisoformat(requeued))
+        except ValueError:
+            pass
+    return created
+
+
+def _give_up(app: AppContext, row: OutboxRow, temporary: bool) -> str:
+    """Why to stop retrying ("" = retry again).
+
+    A temporary failure (platform down, rate limit, network) is retried until the reply
+    is ``outbox_max_age_hours`` old, however many attempts that takes: counting attempts
+    lost every reply queued during a long outage. An unexpected exception (a bug) still
+    stops after ``outbox_max_attempts``, so it does not loop for a day.
+    """
+    p = app.config.pipeline
+    if not temporary:
+        return f"after {row.attempts} attempts" if row.attempts >= p.outbox_max_attempts else ""
+    age = app.clock.now() - queued_since(row)
+    if age >= timedelta(hours=p.outbox_max_age_hours):
+        return f"after {age.total_seconds() / 3600:.1f} hours and {row.attempts} attempts"
+    return ""
+
+
 async def deliver(app: AppContext, row: OutboxRow) -> None:
     out = Outbound(
         id=row.id,
@@ -115,21 +147,23 @@ async def deliver(app: AppContext, row: OutboxRow) -> None:
         attempts=row.attempts,
         context=dict(row.context or {}),
     )
-    max_attempts = app.config.pipeline.outbox_max_attempts
     log = app.log.bind(outbox_id=row.id, platform=row.platform, attempt=row.attempts)
     try:
         await app.channel(row.platform).send(out)
     except PermanentFailure as exc:
+        reason = redact(exc.reason)
         app.metrics.outbound.labels(row.platform, "failed").inc()
-        log.warning("outbox.failed", reason=exc.reason)
-        await _finish(app, row.id, status="failed", last_error=exc.reason[:2000], lease_until=None)
+        log.warning("outbox.failed", reason=reason)
+        await _finish(app, row.id, status="failed", last_error=reason[:2000], lease_until=None)
     except Exception as exc:  # noqa: BLE001 - anything else is worth another try
-        reason = exc.reason if isinstance(exc, TemporaryFailure) else f"{type(exc).__name__}: {exc}"
+        temporary = isinstance(exc, TemporaryFailure)
+        reason = redact(exc.reason if isinstance(exc, TemporaryFailure) else f"{type(exc).__name__}: {exc}")
         retry_after = exc.retry_after if isinstance(exc, TemporaryFailure) else None
-        if row.attempts >= max_attempts:
+        give_up = _give_up(app, row, temporary)
+        if give_up:
             app.metrics.outbound.labels(row.platform, "failed").inc()
             log.warning("outbox.gave_up", reason=reason)
-            await _finish(app, row.id, status="failed", last_error=f"gave up after {row.attempts} attempts: {reason}"[:2000], lease_until=None)
+            await _finish(app, row.id, status="failed", last_error=f"gave up {give_up}: {reason}"[:2000], lease_until=None)
             return
         delay = retry_after if retry_after is not None else backoff(app, row.attempts)
         app.metrics.outbound.labels(row.platform, "retry").inc()

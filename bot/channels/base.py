@@ -13,12 +13,17 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from bot.messages import Outbound
+from bot.redact import redact
 
 
 class DeliveryError(Exception):
-    """Base for send failures; the outbox decides what happens next."""
+    """Base for send failures; the outbox decides what happens next.
+
+    ``reason`` is stored in ``outbox.last_error`` and logged, so it is redacted here.
+    """
 
     def __init__(self, reason: str) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
 

@@ -26,9 +26,19 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
 from bot.channels.base import ChannelHealth, DeliveryError, MediaError, PermanentFailure
-from bot.channels.wecom_client import SlidingWindowLimiter, WeComApiError, WeComClient, WeComTransportError
+from bot.channels.wecom_client import (
+    SlidingWindowLimiter,
+    WeComApiError,
+    WeComClient,
+    WeComTransportError,
+)
 from bot.channels.wecom_parse import ParseError, envelope, parse_xml, to_inbound
-from bot.channels.wecom_send import ApiHealth, PartSender, template_task_id, text_messages
+from bot.channels.wecom_send import (
+    ApiHealth,
+    PartSender,
+    template_task_id,
+    text_messages,
+)
 from bot.config import ConfigError, WeComConfig
 from bot.context import AppContext
 from bot.messages import Ingest, Outbound, Platform

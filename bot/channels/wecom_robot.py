@@ -13,7 +13,12 @@ from aiohttp import web
 
 from bot.channels.base import ChannelHealth, MediaError, PermanentFailure
 from bot.channels.wecom_client import SlidingWindowLimiter, WeComClient
-from bot.channels.wecom_send import ApiHealth, PartSender, template_task_id, text_messages
+from bot.channels.wecom_send import (
+    ApiHealth,
+    PartSender,
+    template_task_id,
+    text_messages,
+)
 from bot.context import AppContext
 from bot.messages import Ingest, Outbound
 from cards.render_wecom import split_markdown, wecom_markdown, wecom_messages

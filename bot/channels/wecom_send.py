@@ -15,7 +15,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
-from bot.channels.base import ChannelHealth, DeliveryError, PermanentFailure, TemporaryFailure
+from bot.channels.base import (
+    ChannelHealth,
+    DeliveryError,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from bot.channels.wecom_client import (
     GETTOKEN,
     TOKEN_ERRORS,
