@@ -488,3 +488,27 @@ async def test_robot_limit_backs_off(make_rig: RigFactory) -> None:
         await robot.send(outs[2])
     assert info.value.retry_after is not None and info.value.retry_after > 50
     assert len(rig.emu.robot_sent) == 2
+
+
+# ---- issue 17: hostile XML is refused fast, before and after the signature ----------------
+
+
+async def test_unsigned_xml_with_80k_siblings_is_refused_fast(rig: Rig) -> None:
+    params, body = rig.player.encrypt(rig.player.text_xml("ZhangWei", "你好"))
+    params["msg_signature"] = "0" * 40
+    flood = body.replace("</xml>", "<A>x</A>" * 80_000 + "</xml>")
+    started = time.monotonic()
+    status, _ = await rig.player.post_raw(params, flood)
+    assert status == 403 and time.monotonic() - started < 0.5
+
+
+async def test_deeply_nested_xml_is_a_4xx_signed_or_not(rig: Rig) -> None:
+    deep = "<A>" * 50_000 + "</A>" * 50_000
+    params, body = rig.player.encrypt(rig.player.text_xml("ZhangWei", "你好"))
+    status, _ = await rig.player.post_raw(params, body.replace("</xml>", deep + "</xml>"))
+    assert 400 <= status < 500
+    signed_params, signed_body = rig.player.encrypt("<xml>" + "<A>" * 5_000 + "</A>" * 5_000 + "</xml>")
+    status, _ = await rig.player.post_raw(signed_params, signed_body)
+    assert status == 400
+    async with rig.runtime.app.sessions() as session:
+        assert (await session.scalars(select(InboxRow))).all() == []

@@ -32,7 +32,7 @@ from bot.channels.wecom_client import (
     WeComClient,
     WeComTransportError,
 )
-from bot.channels.wecom_parse import ParseError, envelope, parse_xml, to_inbound
+from bot.channels.wecom_parse import ParseError, check_envelope_size, envelope, parse_xml, to_inbound
 from bot.channels.wecom_send import (
     ApiHealth,
     PartSender,
@@ -158,6 +158,7 @@ class WeComChannel:
         except _DECRYPT_ERRORS:
             return self._reject("undecryptable", 400, "Encrypt cannot be decrypted")
         try:
+            check_envelope_size(body)
             msg = to_inbound(parse_xml(plain))
         except ParseError as exc:
             return self._reject("malformed", 400, str(exc))
