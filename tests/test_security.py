@@ -221,3 +221,25 @@ def test_config_errors_do_not_echo_secrets() -> None:
 
 def _json(data: Any) -> str:
     return json.dumps(data)
+
+
+# ---- 3. a huge task number is a polite reply, not three failed attempts ---------------------
+
+
+async def test_huge_task_number_gets_a_polite_answer(harness: Any) -> None:
+    from storage.models import InboxRow
+
+    for text in ("完成 99999999999999999999", "推迟 99999999999999999999 到明天"):
+        [reply] = await harness.say("liuyang", text)
+        assert "没有找到" in reply, reply
+    async with harness.app.sessions() as session:
+        statuses = {row.status for row in (await session.scalars(select(InboxRow))).all()}
+    assert statuses == {"done"}
+
+
+async def test_deeply_nested_dingtalk_json_is_a_400(dt_emu: DingTalkEmulator, make_runtime: RuntimeFactory) -> None:
+    overrides = {"dingtalk": dt_emu.config(mode="http"), "server": {"host": "127.0.0.1", "port": 0}}
+    runtime = await make_runtime(overrides, clock=vector_clock(), http=True)
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"msgId": "m", "x": ' + b"[" * 900 + b"]" * 900 + b"}"):
+        status, _ = await post(runtime, body)
+        assert status == 400
