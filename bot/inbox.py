@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from bot.context import AppContext
 from bot.dispatcher import process
-from bot.messages import Accepted, Inbound, Kind, Reply
+from bot.messages import Accepted, Inbound, Kind, Reply, bounded_key
 from storage.db import claim_set
 from storage.models import InboxRow
 
@@ -39,7 +39,7 @@ async def accept(app: AppContext, msg: Inbound) -> Accepted:
     now = app.clock.now()
     values = {
         "platform": msg.platform,
-        "message_id": msg.message_id[:191],
+        "message_id": bounded_key(msg.message_id),
         "sender": msg.sender[:128],
         "conversation": msg.conversation[:191],
         "kind": msg.kind.value,
@@ -53,6 +53,7 @@ async def accept(app: AppContext, msg: Inbound) -> Accepted:
             "is_group": msg.is_group,
             "extra": msg.extra,
             "raw": msg.raw,
+            "message_id": msg.message_id,  # the full id, when the column holds its hash
         },
         "status": "pending",
         "attempts": 0,

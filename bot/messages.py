@@ -7,6 +7,7 @@ types, so a feature written once works on every channel.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -108,6 +109,20 @@ class Outbound:
     attempts: int = 0
     context: dict[str, Any] = field(default_factory=dict)
 
+
+
+MAX_KEY = 191  # inbox.message_id / conversation column width
+
+
+def bounded_key(key: str, limit: int = MAX_KEY) -> str:
+    """A dedup key that fits the column: long keys keep a prefix plus a SHA-256 of the whole.
+
+    Truncating instead would make two long ids that share a prefix one message.
+    """
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return key[: limit - len(digest) - 1] + "#" + digest
 
 
 @dataclass(frozen=True)

@@ -243,3 +243,16 @@ async def test_deeply_nested_dingtalk_json_is_a_400(dt_emu: DingTalkEmulator, ma
     for body in (b"[" * 100_000 + b"]" * 100_000, b'{"msgId": "m", "x": ' + b"[" * 900 + b"]" * 900 + b"}"):
         status, _ = await post(runtime, body)
         assert status == 400
+
+
+# ---- 10. long message ids ----------------------------------------------------------------
+
+
+async def test_long_message_ids_sharing_a_prefix_are_two_messages(harness: Any) -> None:
+    from bot import inbox
+
+    prefix = "dt" + "x" * 300
+    first = await inbox.accept(harness.app, harness.message("zhangwei", "一", msg_id=prefix + "A"))
+    second = await inbox.accept(harness.app, harness.message("zhangwei", "二", msg_id=prefix + "B"))
+    again = await inbox.accept(harness.app, harness.message("zhangwei", "一", msg_id=prefix + "A"))
+    assert not first.duplicate and not second.duplicate and again.duplicate

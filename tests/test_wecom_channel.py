@@ -512,3 +512,11 @@ async def test_deeply_nested_xml_is_a_4xx_signed_or_not(rig: Rig) -> None:
     assert status == 400
     async with rig.runtime.app.sessions() as session:
         assert (await session.scalars(select(InboxRow))).all() == []
+
+
+async def test_link_typed_by_one_rep_is_inert_in_a_text_reply(rig: Rig) -> None:
+    """Issue 17: text replies quote what reps typed; WeCom would render <a href> as a link."""
+    out = Outbound(1, "wecom", "LiNa", "LiNa", Reply(text='客户 <a href="https://evil.example/x">华山医院</a> 已更新'))
+    [body] = rig.channel.render(out)
+    content = body["text"]["content"]
+    assert "<a" not in content and "href" in content and "华山医院" in content

@@ -30,6 +30,7 @@ from bot.channels.wecom_client import (
 )
 from bot.messages import Outbound
 from cards.render_wecom import split_markdown, wecom_task_id
+from cards.textutil import escape_text_tags
 
 TEXT_MAX_BYTES = 2048
 
@@ -47,7 +48,8 @@ Check = Callable[[dict[str, Any]], None]
 
 
 def text_messages(text: str, limit: int = TEXT_MAX_BYTES) -> list[dict[str, Any]]:
-    return [{"msgtype": "text", "text": {"content": part}} for part in split_markdown(text, limit)]
+    """Text message bodies, with tags made inert: a rep's words must not become a link."""
+    return [{"msgtype": "text", "text": {"content": part}} for part in split_markdown(escape_text_tags(text), limit)]
 
 
 def template_task_id(prefix: str, out: Outbound) -> str:
