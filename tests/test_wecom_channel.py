@@ -520,3 +520,22 @@ async def test_link_typed_by_one_rep_is_inert_in_a_text_reply(rig: Rig) -> None:
     [body] = rig.channel.render(out)
     content = body["text"]["content"]
     assert "<a" not in content and "href" in content and "华山医院" in content
+
+
+async def test_card_task_ids_survive_a_database_reset_and_40058_reissues(rig: Rig) -> None:
+    """Issue 17: ids built from outbox id + card hash repeat after a reset; WeCom then says 40058 forever."""
+    out = Outbound(1, "wecom", "ZhangWei", "ZhangWei", Reply(card=LEAD_CARD))
+    await rig.channel.send(out)
+    other_database = WeComChannel(rig.runtime.app, rig.runtime.app.channels["wecom"]._ingest)  # noqa: SLF001
+    await other_database.client.start()
+    try:
+        await other_database.send(out)  # same outbox id, same card, fresh process and database
+        taken = [m["template_card"]["task_id"] for m in other_database.render(out) if m["msgtype"] == "template_card"]
+        rig.emu.task_ids.update(taken)  # now pretend WeCom has seen the ids this row would use
+        other_database._task_ids.get(out)  # noqa: SLF001 - kept for retries of the same row
+        await other_database.send(Outbound(1, "wecom", "LiNa", "LiNa", Reply(card=LEAD_CARD)))
+    finally:
+        await other_database.client.close()
+    ids = [m["template_card"]["task_id"] for m in rig.emu.sent if m["msgtype"] == "template_card"]
+    assert len(ids) == len(set(ids)) == 3
+    assert 40058 in [c.errcode for c in rig.emu.calls_to(SEND)]

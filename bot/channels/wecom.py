@@ -32,11 +32,18 @@ from bot.channels.wecom_client import (
     WeComClient,
     WeComTransportError,
 )
-from bot.channels.wecom_parse import ParseError, check_envelope_size, envelope, parse_xml, to_inbound
+from bot.channels.wecom_parse import (
+    ParseError,
+    check_envelope_size,
+    envelope,
+    parse_xml,
+    to_inbound,
+)
 from bot.channels.wecom_send import (
+    TASK_ID_TAKEN,
     ApiHealth,
     PartSender,
-    template_task_id,
+    TaskIds,
     text_messages,
 )
 from bot.config import ConfigError, WeComConfig
@@ -90,6 +97,7 @@ class WeComChannel:
         self.limiter = SlidingWindowLimiter(cfg.per_member_per_minute)
         self._health = ApiHealth()
         self._parts = PartSender(self.limiter, self._health, self._log, f"the app (AgentId {cfg.agent_id})")
+        self._task_ids = TaskIds(cfg.task_id_prefix)
         self._agent = agent_id_value(cfg.agent_id)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -181,7 +189,7 @@ class WeComChannel:
         if reply.text.strip():
             bodies.extend(text_messages(reply.text))
         if reply.card is not None:
-            bodies.extend(wecom_messages(reply.card, task_id=template_task_id(self._cfg.task_id_prefix, out)))
+            bodies.extend(wecom_messages(reply.card, task_id=self._task_ids.get(out)))
         return bodies
 
     def _failure(self, exc: WeComApiError | WeComTransportError) -> DeliveryError:
@@ -193,7 +201,16 @@ class WeComChannel:
             return
 
         async def post(body: dict[str, Any]) -> dict[str, Any]:
-            return await self.client.send_message({"touser": out.recipient, "agentid": self._agent, **body})
+            payload = {"touser": out.recipient, "agentid": self._agent, **body}
+            try:
+                return await self.client.send_message(payload)
+            except WeComApiError as exc:
+                if exc.errcode != TASK_ID_TAKEN or body.get("msgtype") != "template_card":
+                    raise
+                # The id was used before (a reset database, another node): re-issue once with a new one.
+                self._log.warning("wecom.task_id_taken", outbox_id=out.id)
+                card = {**body["template_card"], "task_id": self._task_ids.renew(out)}
+                return await self.client.send_message({**payload, "template_card": card})
 
         def check(data: dict[str, Any]) -> None:
             if out.recipient in str(data.get("invaliduser") or "").split("|"):
@@ -210,7 +227,7 @@ class WeComChannel:
             "response_code": reply.update_token,
         }
         if reply.card is not None:
-            bodies = wecom_messages(reply.card, task_id=template_task_id(self._cfg.task_id_prefix, out))
+            bodies = wecom_messages(reply.card, task_id=self._task_ids.get(out))
             cards = [b["template_card"] for b in bodies if b.get("msgtype") == "template_card"]
             if not cards:
                 raise PermanentFailure("card update needs a card that renders as a template card")

@@ -16,7 +16,7 @@ from bot.channels.wecom_client import SlidingWindowLimiter, WeComClient
 from bot.channels.wecom_send import (
     ApiHealth,
     PartSender,
-    template_task_id,
+    TaskIds,
     text_messages,
 )
 from bot.context import AppContext
@@ -47,6 +47,7 @@ class WeComRobotChannel:
         self.limiter = SlidingWindowLimiter(cfg.robot_per_minute)
         self._health = ApiHealth()
         self._parts = PartSender(self.limiter, self._health, self._log, "群机器人")
+        self._task_ids = TaskIds(cfg.task_id_prefix)
 
     def setup_routes(self, app: web.Application) -> None:
         return None
@@ -85,7 +86,7 @@ class WeComRobotChannel:
         card = reply.card
         if card is not None:
             if card.link and not any(b.command for b in card.buttons):
-                for body in wecom_messages(card, task_id=template_task_id(self._cfg.task_id_prefix, out)):
+                for body in wecom_messages(card, task_id=self._task_ids.get(out)):
                     if body.get("msgtype") == "template_card" and body["template_card"].get("card_type") != "text_notice":
                         continue
                     bodies.append(body)

@@ -8,9 +8,8 @@ body. :func:`classify` turns WeCom's errors into what the outbox should do.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
@@ -36,6 +35,8 @@ TEXT_MAX_BYTES = 2048
 
 #: errcodes that mean "later": system busy, API frequency limits.
 RETRYABLE = frozenset({-1, 45009, 45033, 45011})
+#: "invalid parameter" — for a template card: the task_id was used before.
+TASK_ID_TAKEN = 40058
 #: gettoken errors that only an administrator can fix.
 CREDENTIAL_ERRORS = frozenset({40001, 40013, 40091, 41002, 41004})
 IP_NOT_TRUSTED = 60020
@@ -52,13 +53,34 @@ def text_messages(text: str, limit: int = TEXT_MAX_BYTES) -> list[dict[str, Any]
     return [{"msgtype": "text", "text": {"content": part}} for part in split_markdown(escape_text_tags(text), limit)]
 
 
-def template_task_id(prefix: str, out: Outbound) -> str:
-    """Unique per app and stable across retries of the same outbox row.
+class TaskIds:
+    """Template-card task_ids: unique across databases and recipients, stable across retries.
 
-    The payload digest keeps ids unique if the database (and its ids) is ever reset.
+    WeCom refuses a task_id it has seen before (40058) for the app's lifetime. Outbox ids
+    restart after a database reset and the same card goes to many people, so an id built
+    from them alone repeats; a random nonce per outbox row does not. The nonce is kept (in
+    memory, bounded) so a retry re-sends the same id; after a restart a retry gets a new
+    one, which at worst shows the card twice. On 40058 the caller asks for a new one.
     """
-    digest = hashlib.sha1(json.dumps(out.reply.to_payload(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return wecom_task_id(f"{prefix}_{out.id}_{digest[:10]}")
+
+    def __init__(self, prefix: str, limit: int = 10_000) -> None:
+        self._prefix = prefix
+        self._nonces: OrderedDict[int, str] = OrderedDict()
+        self._limit = limit
+
+    def get(self, out: Outbound) -> str:
+        nonce = self._nonces.get(out.id)
+        return self._format(out, nonce) if nonce is not None else self.renew(out)
+
+    def renew(self, out: Outbound) -> str:
+        self._nonces[out.id] = secrets.token_hex(8)
+        self._nonces.move_to_end(out.id)
+        while len(self._nonces) > self._limit:
+            self._nonces.popitem(last=False)
+        return self._format(out, self._nonces[out.id])
+
+    def _format(self, out: Outbound, nonce: str) -> str:
+        return wecom_task_id(f"{self._prefix}_{out.id}_{nonce}")
 
 
 def _ip_hint(errmsg: str) -> str:
