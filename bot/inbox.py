@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from bot.context import AppContext
 from bot.dispatcher import process
 from bot.messages import Accepted, Inbound, Kind, Reply, bounded_key
+from bot.redact import redact
 from storage.db import claim_set
 from storage.models import InboxRow
 
@@ -135,7 +136,7 @@ async def handle(app: AppContext, row_id: int, attempt: int) -> None:
     except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
         log.exception("inbox.handler_error")
         app.metrics.handled.labels("error").inc()
-        await _record_failure(app, row_id, attempt, f"{type(exc).__name__}: {exc}")
+        await _record_failure(app, row_id, attempt, redact(f"{type(exc).__name__}: {exc}"))
     app.outbox_wakeup.set()
 
 

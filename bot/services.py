@@ -7,16 +7,17 @@ handler needs it, and then exactly once per process.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pathlib import Path
 
 from bot.config import Config, SpeechSection
 
 if TYPE_CHECKING:
     from cards.playbook import Playbook, PlaybookService
+    from nlp.speech import SpeechConfig
     from nlp.extract import Extractor
     from nlp.lexicon import Lexicon
-    from nlp.speech import SpeechConfig
 
 
 def speech_config(section: SpeechSection) -> SpeechConfig:

@@ -16,6 +16,7 @@ from bot.channels.local import LocalChannel
 from bot.messages import Inbound, Kind, Outbound
 from bot.runtime import Runtime
 
+
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=SH)  # a Monday morning, for relative dates
 

@@ -7,16 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from bot.clock import FakeClock
-from storage.models import (
-    Account,
-    AuditLog,
-    Contact,
-    DialogState,
-    Note,
-    Opportunity,
-    Task,
-)
+from storage.models import Account, AuditLog, Contact, DialogState, Note, Opportunity, Task
 from tests.harness import MONDAY, SH, Harness, rows
+
 
 
 @pytest.fixture

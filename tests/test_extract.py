@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.nlp import register_commands
 from nlp.amounts import find_amount
+from bot.cli.nlp import register_commands
 from nlp.extract import Extractor, NextAction, Note
 from nlp.lexicon import load_lexicon
 

@@ -9,17 +9,9 @@ from sqlalchemy import func, select
 
 from bot.clock import FakeClock
 from bot.messages import Kind
-from storage.models import (
-    Account,
-    AuditLog,
-    Contact,
-    DialogState,
-    Note,
-    Opportunity,
-    Person,
-    Task,
-)
+from storage.models import Account, AuditLog, Contact, DialogState, Note, Opportunity, Person, Task
 from tests.harness import MONDAY, SH, Harness, rows
+
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from storage.models import AuditLog, Note, Opportunity, Task
 from tests.harness import MONDAY, SH, Harness, rows
 
 
+
 @pytest.fixture
 async def h(make_runtime) -> Harness:  # type: ignore[no-untyped-def]
     return Harness(await make_runtime(clock=FakeClock(MONDAY)))

@@ -10,14 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main as genjin
-from cards.playbook import (
-    CONCERNS,
-    PACKAGED_DIR,
-    PlaybookError,
-    PlaybookService,
-    load_playbook,
-    talk_track_buttons,
-)
+from cards.playbook import CONCERNS, PACKAGED_DIR, PlaybookError, PlaybookService, load_playbook, talk_track_buttons
 
 ENTRY = """
 [[entry]]

@@ -16,6 +16,7 @@ from storage.models import AuditLog, OutboxRow, Task
 from tests.harness import MONDAY, SH, Harness, rows
 
 
+
 @pytest.fixture
 async def clock() -> FakeClock:
     return FakeClock(MONDAY)

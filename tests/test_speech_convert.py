@@ -8,12 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nlp.speech.convert import (
-    ConversionError,
-    ct2_to_openai,
-    openai_to_ct2,
-    read_ct2_model,
-)
+from nlp.speech.convert import ConversionError, ct2_to_openai, openai_to_ct2, read_ct2_model
 
 torch = pytest.importorskip("torch")
 whisper = pytest.importorskip("whisper")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlp.speech import SpeechConfig, SpeechError, correct_terms, create_stt
+from nlp.speech import SpeechConfig, SpeechError, create_stt, correct_terms
 from nlp.speech.backends import DecodeOptions
 from nlp.speech.errors import MESSAGES
 from nlp.speech.text import DEFAULT_PROMPT, is_echo, is_hallucination, to_simplified
@@ -109,11 +109,7 @@ async def test_service_postprocesses_segments() -> None:
 
 
 def test_prompt_hotwords_respect_the_budget() -> None:
-    from nlp.speech.text import (  # noqa: PLC0415
-        MAX_PROMPT_HOTWORD_CHARS,
-        hotword_char_budget,
-        prompt_hotwords,
-    )
+    from nlp.speech.text import MAX_PROMPT_HOTWORD_CHARS, hotword_char_budget, prompt_hotwords  # noqa: PLC0415
 
     words = [f"词语{i:03d}" for i in range(100)]
     kept = prompt_hotwords(words)

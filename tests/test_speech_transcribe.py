@@ -87,9 +87,8 @@ async def test_dtx_memo_bytes_transcribe(stt) -> None:
 
 @pytest.mark.asyncio
 async def test_silent_memo_is_refused_before_inference(stt) -> None:
-    import numpy as np  # noqa: PLC0415
-
     from nlp.speech.testing import amr_nb  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
 
     with pytest.raises(SpeechError) as info:
         await stt.transcribe(amr_nb(np.zeros(16000, np.float32)))

@@ -7,12 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.channels.wecom_client import (
-    SlidingWindowLimiter,
-    WeComApiError,
-    WeComClient,
-    WeComTransportError,
-)
+from bot.channels.wecom_client import SlidingWindowLimiter, WeComApiError, WeComClient, WeComTransportError
 from tests.emulators.wecom import VOICE_AMR, WeComEmulator
 
 

@@ -6,13 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.channels.wecom_parse import (
-    MAX_MESSAGE_ID,
-    ParseError,
-    envelope,
-    parse_xml,
-    to_inbound,
-)
+from bot.channels.wecom_parse import MAX_MESSAGE_ID, ParseError, envelope, parse_xml, to_inbound
 from bot.messages import Kind
 from tests.emulators.wecom import WeComPlayer
 
