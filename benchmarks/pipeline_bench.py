@@ -35,8 +35,15 @@ TEXTS = [
 ]
 
 
+BENCH_TOKEN = "bench-local-token"
+
+
 async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, float]:
-    config = bench_config(db_url, pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05})
+    config = bench_config(
+        db_url,
+        pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
+        local={"http": via_http, "token": BENCH_TOKEN},
+    )
     async with running(config, http=via_http) as runtime:
         return await _measure(runtime, n, via_http)
 
@@ -66,7 +73,7 @@ async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type
             async def post(i: int) -> None:
                 async with sem:
                     body = {"user": REPS[i % len(REPS)], "text": TEXTS[i % len(TEXTS)], "id": f"b-{i}"}
-                    async with http.post(f"http://127.0.0.1:{runtime.port}/local/messages", json=body) as resp:
+                    async with http.post(f"http://127.0.0.1:{runtime.port}/local/messages", json=body, headers={"Authorization": f"Bearer {BENCH_TOKEN}"}) as resp:
                         assert resp.status == 200
 
             await asyncio.gather(*(post(i) for i in range(n)))

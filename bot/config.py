@@ -58,7 +58,8 @@ class PipelineConfig(_Section):
     poll_interval: float = Field(0.2, gt=0, le=60)
     lease_seconds: float = Field(120, ge=1)
     max_attempts: int = Field(3, ge=1, le=100)
-    outbox_max_attempts: int = Field(8, ge=1, le=100)
+    outbox_max_attempts: int = Field(8, ge=1, le=100, description="attempts after unexpected errors (bugs)")
+    outbox_max_age_hours: float = Field(24, gt=0, le=24 * 14, description="temporary failures retry until a reply is this old")
     outbox_backoff_base: float = Field(2.0, gt=0)
     outbox_backoff_max: float = Field(600.0, gt=0)
 
@@ -113,7 +114,9 @@ class PlaybookConfig(_Section):
 
 class LocalChannelConfig(_Section):
     enabled: bool = True
-    http: bool = Field(True, description="accept POST /local/messages (scripts, load tests)")
+    http: bool = Field(False, description="accept POST /local/messages (scripts, load tests); needs token")
+    token: str = Field("", description="bearer token for POST /local/messages and /healthz details (GENJIN_LOCAL_TOKEN)")
+    http_remote: bool = Field(False, description="accept /local/messages from non-loopback callers too")
     transcript: str = Field("", description="append delivered local messages to this JSONL file")
 
 
@@ -164,6 +167,10 @@ class DingTalkConfig(_Section):
     callback_max_skew_seconds: int = Field(3600, ge=1, description="HTTP callbacks whose timestamp is further off are rejected")
     token_refresh_margin_seconds: float = Field(300, ge=0, description="refresh the access token this long before it expires")
     session_webhook_margin_seconds: float = Field(60, ge=0, description="stop using a sessionWebhook this long before it expires")
+    session_webhook_hosts: list[str] = Field(
+        default_factory=lambda: ["https://oapi.dingtalk.com", "https://api.dingtalk.com"],
+        description="scheme://host[:port] a sessionWebhook must match; others fall back to the OpenAPI",
+    )
     max_media_bytes: int = Field(20 * 1024 * 1024, ge=1024)
 
 
@@ -223,12 +230,31 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+#: Keys whose values are credentials: an error about them must not print the value.
+SECRET_KEYS = frozenset(
+    {"secret", "token", "encoding_aes_key", "client_secret", "robot_secret", "robot_webhook_key", "robot_webhook", "password"}
+)
+
+
+def shown_value(key: str, value: Any) -> str:
+    """What an error message may show of a bad value: secrets masked, URL passwords and keys redacted.
+
+    A typo'd AES key or database URL is exactly when someone pastes the error into a chat.
+    """
+    from bot.redact import redact
+
+    if key.rsplit(".", 1)[-1] in SECRET_KEYS:
+        length = len(value) if isinstance(value, str) else 0
+        return f"<secret, {length} characters>" if length else "<secret>"
+    return redact(repr(value))
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling against config.example.toml)"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{key}: {message} (got {error.get('input')!r})"
+    return f"{key}: {message} (got {shown_value(key, error.get('input'))})"
 
 
 def parse_config(data: Mapping[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:

@@ -7,6 +7,7 @@ types, so a feature written once works on every channel.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,14 +111,31 @@ class Outbound:
 
 
 
+MAX_KEY = 191  # inbox.message_id / conversation column width
+
+
+def bounded_key(key: str, limit: int = MAX_KEY) -> str:
+    """A dedup key that fits the column: long keys keep a prefix plus a SHA-256 of the whole.
+
+    Truncating instead would make two long ids that share a prefix one message.
+    """
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return key[: limit - len(digest) - 1] + "#" + digest
+
+
 @dataclass(frozen=True)
 class Accepted:
+    """What storing an inbound message did: its inbox row, or that it was a redelivery."""
+
     inbox_id: int | None
     duplicate: bool
 
 
+#: How a channel hands a parsed message to the pipeline. Channels get this injected
+#: instead of importing the inbox, so they stay below it in the layering.
 Ingest = Callable[[Inbound], Awaitable[Accepted]]
-"""What a channel calls with each parsed message before acknowledging the platform (the inbox's ``accept``)."""
 
 
 class MediaError(Exception):

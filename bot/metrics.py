@@ -31,6 +31,10 @@ class Metrics:
         self.reminders = Counter("genjin_reminders_total", "Reminders sent", registry=r)
         self.job_runs = Counter("genjin_job_runs_total", "Scheduled job runs", ["job", "outcome"], registry=r)
         self.job_seconds = Histogram("genjin_job_seconds", "Scheduled job run time", ["job"], buckets=LATENCY_BUCKETS, registry=r)
+        self.outbox_pending = Gauge("genjin_outbox_pending", "Outbound messages not yet delivered", registry=r)
+        self.outbox_oldest_pending = Gauge(
+            "genjin_outbox_oldest_pending_seconds", "Age of the oldest undelivered outbound message", registry=r
+        )
         self.channel_up = Gauge("genjin_channel_up", "Channel healthy (1) or not (0)", ["platform"], registry=r)
 
     def render(self) -> bytes:

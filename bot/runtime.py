@@ -48,16 +48,17 @@ def build_channels(app: AppContext) -> dict[str, Channel]:
 
         channels["local"] = LocalChannel(app, ingest)
     if app.config.wecom.enabled:
-        from bot.channels.wecom import ROBOT_PLATFORM, WeComChannel, WeComRobotChannel
+        from bot.channels.wecom import WeComChannel
+        from bot.channels.wecom_robot import ROBOT_PLATFORM, WeComRobotChannel
 
         channels["wecom"] = WeComChannel(app, ingest)
-        channels[ROBOT_PLATFORM] = WeComRobotChannel(app)
+        channels[ROBOT_PLATFORM] = WeComRobotChannel(app, ingest)
     if app.config.dingtalk.enabled:
         from bot.channels.dingtalk import ROBOT_PLATFORM as DINGTALK_ROBOT
         from bot.channels.dingtalk import DingTalkChannel, DingTalkRobotChannel
 
         channels["dingtalk"] = DingTalkChannel(app, ingest)
-        channels[DINGTALK_ROBOT] = DingTalkRobotChannel(app)
+        channels[DINGTALK_ROBOT] = DingTalkRobotChannel(app, ingest)
     return channels
 
 

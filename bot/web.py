@@ -6,7 +6,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bot.channels.local import LOOPBACK, is_trusted_token
 from bot.context import AppContext
+from bot.pipeline.outbox import backlog
+from bot.redact import redact
 from storage.db import ping
 
 APP_KEY = web.AppKey("genjin", AppContext)
@@ -26,16 +29,32 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"ok": False, "error": "internal error"}, status=500)
 
 
+def is_trusted(request: web.Request, token: str) -> bool:
+    """A loopback caller, or one presenting ``token`` (the ``[local] token``), may see details."""
+    return request.remote in LOOPBACK or is_trusted_token(request, token)
+
+
+async def _outbox_backlog(app: AppContext) -> dict[str, object]:
+    found = await backlog(app)
+    app.metrics.outbox_pending.set(found.pending)
+    app.metrics.outbox_oldest_pending.set(found.oldest_pending_seconds)
+    return {"pending": found.pending, "oldest_pending_seconds": round(found.oldest_pending_seconds, 1)}
+
+
 async def healthz(request: web.Request) -> web.Response:
+    """Health for load balancers; error details (hosts, drivers) only for trusted callers."""
     app = request.app[APP_KEY]
     report: dict[str, object] = {}
     healthy = True
     try:
         await ping(app.engine)
         report["database"] = {"ok": True, "dialect": app.engine.dialect.name}
+        report["outbox"] = await _outbox_backlog(app)
     except Exception as exc:  # noqa: BLE001
         healthy = False
-        report["database"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+        report["database"] = {"ok": False}
+        if is_trusted(request, app.config.local.token):
+            report["database"]["detail"] = redact(f"{type(exc).__name__}: {exc}")  # type: ignore[index]
     channels: dict[str, object] = {}
     for platform, channel in app.channels.items():
         h = channel.health()
@@ -54,7 +73,12 @@ def _dumps(obj: object) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[APP_KEY].metrics.render()
+    app = request.app[APP_KEY]
+    try:
+        await _outbox_backlog(app)
+    except Exception:  # noqa: BLE001 - metrics must render while the database is down
+        app.log.warning("metrics.backlog_unavailable")
+    body = app.metrics.render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"X-Metrics": "prometheus"})
 
 

@@ -37,6 +37,19 @@ _WS = re.compile(r"\s+")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+_TAG_TRANSLATE = str.maketrans({"<": "＜", ">": "＞"})
+
+
+def escape_text_tags(text: str) -> str:
+    """Make ``<a href=…>`` and other tags inert in a WeCom *text* message.
+
+    WeCom renders ``<a href>`` in plain text messages as a link, and reply texts quote
+    what reps typed (account names, notes) to other reps. The bot itself never sends
+    links in text, so every ``<``/``>`` is swapped for its full-width twin, as cards do.
+    """
+    return text.translate(_TAG_TRANSLATE)
+
+
 def clean(text: str) -> str:
     """Drop control characters and normalise line ends (``\\r\\n`` → ``\\n``)."""
     return _CTRL.sub("", (text or "").replace("\r\n", "\n").replace("\r", "\n"))

@@ -185,15 +185,16 @@ async def test_message_that_could_not_be_stored_is_nacked_and_stored_on_redelive
 ) -> None:
     app = await start(make_runtime, emu, workers=False)
     channel = app.channels["dingtalk"]
-    real_ingest = channel._ingest  # noqa: SLF001 - the ingest the runtime injected
+    assert isinstance(channel, DingTalkChannel)
+    real_accept = channel._ingest  # noqa: SLF001 - the injected inbox.accept
     failures = [RuntimeError("database is restarting")]
 
-    async def flaky_ingest(msg: Inbound) -> object:
+    async def flaky_accept(msg: Inbound) -> object:
         if failures:
             raise failures.pop()
-        return await real_ingest(msg)
+        return await real_accept(msg)
 
-    monkeypatch.setattr(channel, "_ingest", flaky_ingest)
+    monkeypatch.setattr(channel, "_ingest", flaky_accept)
     data = emu.bot_message("rep-001", text="下午去仁济医院")
     frame = await emu.push(data)
     await emu.wait_for(lambda: frame.acked)

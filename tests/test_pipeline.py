@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import functools
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
@@ -109,11 +110,18 @@ async def test_outbox_backoff_grows_and_permanent_failure_is_recorded(make_runti
     assert "recipient does not exist" in row.last_error
 
 
-async def test_outbox_gives_up_after_max_attempts(make_runtime: RuntimeFactory) -> None:
+class BuggyChannel(LocalChannel):
+    """Raises an unexpected exception (a bug, not a platform failure) on every send."""
+
+    async def send(self, out: Outbound) -> None:
+        raise RuntimeError("bug in the renderer")
+
+
+async def test_outbox_gives_up_after_max_attempts_on_unexpected_errors(make_runtime: RuntimeFactory) -> None:
     clock = FakeClock(MONDAY)
     runtime = await make_runtime({"pipeline": {"outbox_max_attempts": 2, "outbox_backoff_base": 1}}, clock=clock)
     app = runtime.app
-    app.channels["local"] = FlakyChannel(app, failures=100)
+    app.channels["local"] = BuggyChannel(app, functools.partial(inbox.accept, app))
     await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
     await runtime.work_once()
     for _ in range(5):
@@ -123,6 +131,42 @@ async def test_outbox_gives_up_after_max_attempts(make_runtime: RuntimeFactory) 
         row = (await session.scalars(select(OutboxRow))).one()
     assert row.status == "failed" and row.attempts == 2
     assert "gave up" in row.last_error
+
+
+async def test_temporary_failures_outlive_max_attempts_until_max_age_then_retry_command(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """Issue 17: a long outage used to burn outbox_max_attempts and lose the replies."""
+    from bot.pipeline.outbox import backlog, requeue_failed
+
+    clock = FakeClock(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
+    runtime = await make_runtime(
+        {"pipeline": {"outbox_max_attempts": 2, "outbox_max_age_hours": 24, "outbox_backoff_max": 600}}, clock=clock
+    )
+    app = runtime.app
+    flaky = FlakyChannel(app, failures=10_000)
+    app.channels["local"] = flaky
+    await inbox.accept(app, Harness(runtime).message("zhangwei", "你好"))
+    await runtime.work_once()
+    for _ in range(30):  # 30 attempts, 10 minutes apart: far past outbox_max_attempts
+        await runtime.deliver_once()
+        clock.advance(timedelta(minutes=10))
+    async with app.sessions() as session:
+        row = (await session.scalars(select(OutboxRow))).one()
+    assert row.status == "pending" and row.attempts == 30
+    assert (await backlog(app)).pending == 1 and (await backlog(app)).oldest_pending_seconds >= 5 * 3600
+    clock.advance(timedelta(hours=20))
+    await runtime.deliver_once()
+    async with app.sessions() as session:
+        row = (await session.scalars(select(OutboxRow))).one()
+    assert row.status == "failed" and "gave up after 25" in row.last_error
+
+    flaky.failures = 0  # the platform is back: the operator re-queues, the reply goes out
+    assert await requeue_failed(app, since=datetime(2026, 11, 23, tzinfo=timezone.utc)) == 1
+    await runtime.deliver_once()
+    async with app.sessions() as session:
+        row = (await session.scalars(select(OutboxRow))).one()
+    assert row.status == "sent"
 
 
 async def test_unknown_sender_gets_one_polite_reply(harness: Harness) -> None:

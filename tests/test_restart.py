@@ -31,6 +31,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOCAL_TOKEN = "restart-test-token"
+AUTH = {"Authorization": f"Bearer {LOCAL_TOKEN}"}
+
+
 def _write_config(path: Path, db_url: str, port: int, transcript: Path) -> None:
     path.write_text(
         f"""
@@ -49,6 +53,7 @@ level = "WARNING"
 watch = false
 [local]
 transcript = "{transcript}"
+http = true
 """,
         encoding="utf-8",
     )
@@ -56,7 +61,7 @@ transcript = "{transcript}"
 
 class Server:
     def __init__(self, config: Path, port: int, workers: int) -> None:
-        env = {**os.environ, "GENJIN_PIPELINE_WORKERS": str(workers)}
+        env = {**os.environ, "GENJIN_PIPELINE_WORKERS": str(workers), "GENJIN_LOCAL_TOKEN": LOCAL_TOKEN}
         self.proc = subprocess.Popen(
             [*GENJIN, "--config", str(config), "serve"],
             env=env,
@@ -95,7 +100,7 @@ class Server:
 
 async def _post(http: aiohttp.ClientSession, base: str, i: int) -> None:
     body = {"user": "zhangwei", "id": f"m-{i}", "text": f"今天拜访了第{i}人民医院的王主任，下周三前把报价单发给他"}
-    async with http.post(f"{base}/local/messages", json=body) as resp:
+    async with http.post(f"{base}/local/messages", json=body, headers=AUTH) as resp:
         assert resp.status == 200, await resp.text()
 
 

@@ -489,3 +489,54 @@ async def test_robot_limit_backs_off(make_rig: RigFactory) -> None:
         await robot.send(outs[2])
     assert info.value.retry_after is not None and info.value.retry_after > 50
     assert len(rig.emu.robot_sent) == 2
+
+
+# ---- issue 17: hostile XML is refused fast, before and after the signature ----------------
+
+
+async def test_unsigned_xml_with_80k_siblings_is_refused_fast(rig: Rig) -> None:
+    params, body = rig.player.encrypt(rig.player.text_xml("ZhangWei", "你好"))
+    params["msg_signature"] = "0" * 40
+    flood = body.replace("</xml>", "<A>x</A>" * 80_000 + "</xml>")
+    started = time.monotonic()
+    status, _ = await rig.player.post_raw(params, flood)
+    assert status == 403 and time.monotonic() - started < 0.5
+
+
+async def test_deeply_nested_xml_is_a_4xx_signed_or_not(rig: Rig) -> None:
+    deep = "<A>" * 50_000 + "</A>" * 50_000
+    params, body = rig.player.encrypt(rig.player.text_xml("ZhangWei", "你好"))
+    status, _ = await rig.player.post_raw(params, body.replace("</xml>", deep + "</xml>"))
+    assert 400 <= status < 500
+    signed_params, signed_body = rig.player.encrypt("<xml>" + "<A>" * 5_000 + "</A>" * 5_000 + "</xml>")
+    status, _ = await rig.player.post_raw(signed_params, signed_body)
+    assert status == 400
+    async with rig.runtime.app.sessions() as session:
+        assert (await session.scalars(select(InboxRow))).all() == []
+
+
+async def test_link_typed_by_one_rep_is_inert_in_a_text_reply(rig: Rig) -> None:
+    """Issue 17: text replies quote what reps typed; WeCom would render <a href> as a link."""
+    out = Outbound(1, "wecom", "LiNa", "LiNa", Reply(text='客户 <a href="https://evil.example/x">华山医院</a> 已更新'))
+    [body] = rig.channel.render(out)
+    content = body["text"]["content"]
+    assert "<a" not in content and "href" in content and "华山医院" in content
+
+
+async def test_card_task_ids_survive_a_database_reset_and_40058_reissues(rig: Rig) -> None:
+    """Issue 17: ids built from outbox id + card hash repeat after a reset; WeCom then says 40058 forever."""
+    out = Outbound(1, "wecom", "ZhangWei", "ZhangWei", Reply(card=LEAD_CARD))
+    await rig.channel.send(out)
+    other_database = WeComChannel(rig.runtime.app, rig.runtime.app.channels["wecom"]._ingest)  # noqa: SLF001
+    await other_database.client.start()
+    try:
+        await other_database.send(out)  # same outbox id, same card, fresh process and database
+        taken = [m["template_card"]["task_id"] for m in other_database.render(out) if m["msgtype"] == "template_card"]
+        rig.emu.task_ids.update(taken)  # now pretend WeCom has seen the ids this row would use
+        other_database._task_ids.get(out)  # noqa: SLF001 - kept for retries of the same row
+        await other_database.send(Outbound(1, "wecom", "LiNa", "LiNa", Reply(card=LEAD_CARD)))
+    finally:
+        await other_database.client.close()
+    ids = [m["template_card"]["task_id"] for m in rig.emu.sent if m["msgtype"] == "template_card"]
+    assert len(ids) == len(set(ids)) == 3
+    assert 40058 in [c.errcode for c in rig.emu.calls_to(SEND)]

@@ -13,14 +13,19 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from bot.messages import MediaError, Outbound
+from bot.redact import redact
 
 __all__ = ["Channel", "ChannelHealth", "DeliveryError", "MediaError", "PermanentFailure", "TemporaryFailure"]
 
 
 class DeliveryError(Exception):
-    """Base for send failures; the outbox decides what happens next."""
+    """Base for send failures; the outbox decides what happens next.
+
+    ``reason`` is stored in ``outbox.last_error`` and logged, so it is redacted here.
+    """
 
     def __init__(self, reason: str) -> None:
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
 

@@ -14,9 +14,10 @@ as a second channel, :class:`DingTalkRobotChannel` (platform ``dingtalk_robot``)
 
 from __future__ import annotations
 
-import json
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ from bot.channels.dingtalk_parse import (
     sniff_format,
     verify_callback,
 )
+from bot.channels.limits import BodyError, load_json
 from bot.config import ConfigError, DingTalkConfig
 from bot.context import AppContext
 from bot.messages import Accepted, Ingest, Outbound, Platform, Reply
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 ROBOT_PLATFORM = "dingtalk_robot"
 DEFAULT_ROBOT = "default"
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def check_config(cfg: DingTalkConfig) -> None:
@@ -69,6 +72,63 @@ def check_config(cfg: DingTalkConfig) -> None:
         problems.append("dingtalk.reconnect_max_seconds: must not be smaller than reconnect_min_seconds")
     if problems:
         raise ConfigError(problems)
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None for a non-http(s) URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+def webhook_allowed(url: str, allowed: list[str]) -> bool:
+    """A sessionWebhook comes from the callback body: send there only if it is DingTalk's.
+
+    Otherwise a forged (or replayed) callback could make the bot post replies — with
+    whatever they contain — to any URL it names.
+    """
+    found = origin(url)
+    return found is not None and found in {origin(entry) for entry in allowed}
+
+
+class ReplayCache:
+    """Which message a (timestamp, sign) pair was first seen with, for the skew window.
+
+    DingTalk's HTTP signature covers only the timestamp, so a captured pair is valid for
+    any body until it is ``max_skew`` old. One pair is accepted for one msgId (the
+    platform's redelivery of that msgId still passes). In memory and per node: with
+    several nodes behind a balancer a replay sent to another node within the window
+    passes; closing that needs the pair stored with the inbox row (see the report).
+    """
+
+    def __init__(self, max_skew_ms: int, limit: int = 100_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+        self._max_skew_ms = max_skew_ms
+        self._limit = limit
+
+    def admit(self, timestamp: str, sign: str, msg_id: str, now_ms: int) -> bool:
+        self._expire(now_ms)
+        key = (timestamp, sign)
+        seen = self._seen.get(key)
+        if seen is not None:
+            return seen[0] == msg_id
+        self._seen[key] = (msg_id, int(timestamp))
+        while len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+        return True
+
+    def _expire(self, now_ms: int) -> None:
+        while self._seen:
+            key, (_, stamp) = next(iter(self._seen.items()))
+            if abs(now_ms - stamp) <= self._max_skew_ms:
+                return
+            self._seen.popitem(last=False)
 
 
 def _with_text(reply: Reply) -> Card:
@@ -98,13 +158,14 @@ class DingTalkChannel:
     platform = Platform.DINGTALK.value
 
     def __init__(self, app: AppContext, ingest: Ingest) -> None:
-        self._ingest = ingest
         cfg = app.config.dingtalk
         check_config(cfg)
         self._app = app
+        self._ingest = ingest
         self._cfg = cfg
         self._log = app.log.bind(channel=self.platform)
         self.client = DingTalkClient(cfg)
+        self._replays = ReplayCache(cfg.callback_max_skew_seconds * 1000)
         self.stream: StreamRunner | None = None
         if cfg.mode == "stream":  # imported only here: HTTP mode works without the SDK
             from bot.channels.dingtalk_stream import StreamRunner
@@ -159,10 +220,15 @@ class DingTalkChannel:
             return web.json_response({"ok": False, "error": f"body larger than {limit} bytes"}, status=413)
         body = await request.read()  # aiohttp answers 413 itself beyond client_max_size
         try:
-            data = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+            data = load_json(body)
+        except BodyError as exc:
             self._app.metrics.rejected.labels(self.platform, "malformed").inc()
-            return web.json_response({"ok": False, "error": "body must be a JSON object"}, status=400)
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        msg_id = data.get("msgId") if isinstance(data, dict) else None
+        if not self._replays.admit(request.headers["timestamp"], request.headers["sign"], str(msg_id), now_ms):
+            self._app.metrics.rejected.labels(self.platform, "replay").inc()
+            self._log.warning("dingtalk.callback.rejected", reason="signature replayed for another message", remote=request.remote)
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
         try:
             result = await self.ingest(data)
         except ParseError as exc:
@@ -179,6 +245,9 @@ class DingTalkChannel:
     def _session_webhook(self, out: Outbound) -> str | None:
         url, expires = out.context.get(REPLY_WEBHOOK), out.context.get(REPLY_WEBHOOK_EXPIRES)
         if not isinstance(url, str) or not isinstance(expires, int):
+            return None
+        if not webhook_allowed(url, self._cfg.session_webhook_hosts):
+            self._log.warning("dingtalk.session_webhook_refused", outbox_id=out.id, origin=origin(url))
             return None
         now_ms = int(self._app.clock.now().timestamp() * 1000)
         if now_ms >= expires - int(self._cfg.session_webhook_margin_seconds * 1000):
@@ -232,7 +301,7 @@ class DingTalkRobotChannel:
 
     platform = ROBOT_PLATFORM
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, ingest: Ingest) -> None:
         self._app = app
         self._cfg = app.config.dingtalk
         self.client = DingTalkClient(self._cfg)

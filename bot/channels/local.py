@@ -6,6 +6,7 @@ the edges differ. Local people are addressed by their org key.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import uuid
@@ -17,11 +18,14 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import ChannelHealth, MediaError, PermanentFailure
+from bot.channels.limits import BodyError, load_json
+from bot.config import ConfigError, LocalChannelConfig
 from bot.context import AppContext
 from bot.messages import Inbound, Ingest, Kind, Outbound, Platform
 from cards.render_text import render_text
 
 MAX_TEXT = 4000
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
 _ID = re.compile(r"^[\w.@:-]{1,128}$")
 
 Listener = Callable[[Outbound, str], None]
@@ -40,8 +44,9 @@ class LocalChannel:
     platform = Platform.LOCAL.value
 
     def __init__(self, app: AppContext, ingest: Ingest) -> None:
-        self._ingest = ingest
+        check_config(app.config.local)
         self._app = app
+        self._ingest = ingest
         self._listeners: list[Listener] = []
         transcript = app.config.local.transcript
         self._transcript = Path(transcript) if transcript else None
@@ -84,11 +89,25 @@ class LocalChannel:
     def health(self) -> ChannelHealth:
         return ChannelHealth(ok=True, detail="local")
 
+    def _refuse(self, request: web.Request) -> web.Response | None:
+        """Anyone who can post here can speak as any rep: loopback only and a bearer token."""
+        cfg = self._app.config.local
+        if not cfg.http_remote and request.remote not in LOOPBACK:
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        if not is_trusted_token(request, cfg.token):
+            return web.json_response(
+                {"ok": False, "error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        return None
+
     async def _post_message(self, request: web.Request) -> web.Response:
         """``POST /local/messages`` {"user", "text", "id"?} → stored (or duplicate), 200."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
         try:
-            data: Any = json.loads(await request.text())
-        except (ValueError, UnicodeDecodeError):
+            data: Any = load_json(await request.read())
+        except BodyError:
             return _bad("body must be a JSON object")
         if not isinstance(data, dict):
             return _bad("body must be a JSON object")
@@ -112,6 +131,18 @@ class LocalChannel:
         )
         result = await self._ingest(msg)
         return web.json_response({"ok": True, "duplicate": result.duplicate, "inbox_id": result.inbox_id})
+
+
+def check_config(cfg: LocalChannelConfig) -> None:
+    """The HTTP endpoint is off unless configured, and never on without a token."""
+    if cfg.http and not cfg.token:
+        raise ConfigError(["[local] token: required when [local] http = true (set it or GENJIN_LOCAL_TOKEN)"])
+
+
+def is_trusted_token(request: web.Request, token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _bad(reason: str) -> web.Response:

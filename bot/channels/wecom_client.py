@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.redact import redact
+
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 GETTOKEN = "/cgi-bin/gettoken"
 
@@ -39,6 +41,7 @@ class WeComTransportError(Exception):
     """No usable answer: network error, timeout, 5xx or a body that is not WeCom's JSON."""
 
     def __init__(self, reason: str) -> None:
+        reason = redact(reason)  # aiohttp's texts carry the URL, and with it corpsecret/access_token
         super().__init__(reason)
         self.reason = reason
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 
 from bot.config import Config, ConfigError, load_config, parse_config
+from bot.redact import redact_event
 
 DEMO_ORG = Path(__file__).resolve().parents[1] / "demo" / "org.toml"
 DEMO_DB = "sqlite+aiosqlite:///./genjin-demo.db"
@@ -29,6 +30,7 @@ def configure_logging(level: str, fmt: str) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,  # after format_exc_info: tracebacks carry URLs with secrets too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
@@ -157,9 +159,15 @@ Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg
 
 def _topic_commands() -> list[Register]:
     """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
-    from bot.cli import calendar, nlp, playbook, speech
+    from bot.cli import calendar, nlp, outbox, playbook, speech
 
-    return [nlp.register_commands, speech.register_commands, playbook.register_commands, calendar.register_commands]
+    return [
+        nlp.register_commands,
+        speech.register_commands,
+        playbook.register_commands,
+        calendar.register_commands,
+        outbox.register_commands,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

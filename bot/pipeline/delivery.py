@@ -12,7 +12,25 @@ from bot.channels.base import PermanentFailure, TemporaryFailure
 from bot.context import AppContext
 from bot.messages import Outbound, Reply
 from bot.pipeline import outbox
+from bot.redact import redact
 from storage.models import OutboxRow
+
+
+def _give_up(app: AppContext, row: OutboxRow, temporary: bool) -> str:
+    """Why to stop retrying ("" = retry again).
+
+    A temporary failure (platform down, rate limit, network) is retried until the reply
+    is ``outbox_max_age_hours`` old, however many attempts that takes: counting attempts
+    lost every reply queued during a long outage. An unexpected exception (a bug) still
+    stops after ``outbox_max_attempts``, so it does not loop for a day.
+    """
+    p = app.config.pipeline
+    if not temporary:
+        return f"after {row.attempts} attempts" if row.attempts >= p.outbox_max_attempts else ""
+    age = app.clock.now() - outbox.queued_since(row)
+    if age >= timedelta(hours=p.outbox_max_age_hours):
+        return f"after {age.total_seconds() / 3600:.1f} hours and {row.attempts} attempts"
+    return ""
 
 
 async def deliver(app: AppContext, row: OutboxRow) -> None:
@@ -25,21 +43,23 @@ async def deliver(app: AppContext, row: OutboxRow) -> None:
         attempts=row.attempts,
         context=dict(row.context or {}),
     )
-    max_attempts = app.config.pipeline.outbox_max_attempts
     log = app.log.bind(outbox_id=row.id, platform=row.platform, attempt=row.attempts)
     try:
         await app.channel(row.platform).send(out)
     except PermanentFailure as exc:
+        reason = redact(exc.reason)
         app.metrics.outbound.labels(row.platform, "failed").inc()
-        log.warning("outbox.failed", reason=exc.reason)
-        await outbox.finish(app, row.id, status="failed", last_error=exc.reason[:2000], lease_until=None)
+        log.warning("outbox.failed", reason=reason)
+        await outbox.finish(app, row.id, status="failed", last_error=reason[:2000], lease_until=None)
     except Exception as exc:  # noqa: BLE001 - anything else is worth another try
-        reason = exc.reason if isinstance(exc, TemporaryFailure) else f"{type(exc).__name__}: {exc}"
+        temporary = isinstance(exc, TemporaryFailure)
+        reason = redact(exc.reason if isinstance(exc, TemporaryFailure) else f"{type(exc).__name__}: {exc}")
         retry_after = exc.retry_after if isinstance(exc, TemporaryFailure) else None
-        if row.attempts >= max_attempts:
+        give_up = _give_up(app, row, temporary)
+        if give_up:
             app.metrics.outbound.labels(row.platform, "failed").inc()
             log.warning("outbox.gave_up", reason=reason)
-            await outbox.finish(app, row.id, status="failed", last_error=f"gave up after {row.attempts} attempts: {reason}"[:2000], lease_until=None)
+            await outbox.finish(app, row.id, status="failed", last_error=f"gave up {give_up}: {reason}"[:2000], lease_until=None)
             return
         delay = retry_after if retry_after is not None else outbox.backoff(app, row.attempts)
         app.metrics.outbound.labels(row.platform, "retry").inc()

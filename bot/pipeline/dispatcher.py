@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.pipeline import inbox
+from bot.redact import redact
 from bot.pipeline.notify import InPlace, notify
 from bot.router import HandlerContext, Router
 from storage.models import InboxRow, OutboxRow, Person
@@ -113,7 +114,7 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
             app.log.exception("inbox.handler_error", inbox_id=row_id, attempt=attempt)
             app.metrics.handled.labels("error").inc()
-            await self._record_failure(app, row_id, attempt, f"{type(exc).__name__}: {exc}")
+            await self._record_failure(app, row_id, attempt, redact(f"{type(exc).__name__}: {exc}"))
         app.outbox_wakeup.set()
 
     async def _record_failure(self, app: AppContext, row_id: int, attempt: int, error: str) -> None:

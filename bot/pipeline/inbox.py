@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, or_
 
 from bot.context import AppContext
-from bot.messages import Accepted, Inbound, Kind
+from bot.messages import Accepted, Inbound, Kind, bounded_key
 from storage.claims import claim_rows
 from storage.db import insert_for
 from storage.models import InboxRow
@@ -30,7 +30,7 @@ async def accept(app: AppContext, msg: Inbound) -> Accepted:
     now = app.clock.now()
     values = {
         "platform": msg.platform,
-        "message_id": msg.message_id[:191],
+        "message_id": bounded_key(msg.message_id),
         "sender": msg.sender[:128],
         "conversation": msg.conversation[:191],
         "kind": msg.kind.value,
@@ -44,6 +44,7 @@ async def accept(app: AppContext, msg: Inbound) -> Accepted:
             "is_group": msg.is_group,
             "extra": msg.extra,
             "raw": msg.raw,
+            "message_id": msg.message_id,  # the full id, when the column holds its hash
         },
         "status": "pending",
         "attempts": 0,

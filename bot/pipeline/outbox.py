@@ -9,9 +9,10 @@ still undelivered.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
@@ -20,6 +21,8 @@ from storage.claims import claim_rows
 from storage.models import OutboxRow
 
 UNFINISHED = ("pending", "sending")
+#: Outbox context key set by ``genjin outbox retry``: the age limit counts from here.
+REQUEUED_AT = "requeued_at"
 
 
 def enqueue(
@@ -94,3 +97,61 @@ async def finish(app: AppContext, row_id: int, **values: object) -> None:
     async with app.sessions() as session:
         async with session.begin():
             await session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
+
+
+def queued_since(row: OutboxRow) -> datetime:
+    """When the row's current delivery effort began: its creation, or its last manual re-queue."""
+    requeued = (row.context or {}).get(REQUEUED_AT)
+    created = _aware(row.created_at)
+    if isinstance(requeued, str):
+        try:
+            return max(created, datetime.fromisoformat(requeued))
+        except ValueError:
+            pass
+    return created
+
+
+# ---- maintenance: the backlog (/healthz, /metrics) and re-queuing failed rows (genjin outbox retry) ----
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int
+    oldest_pending_seconds: float
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+async def backlog(app: AppContext) -> Backlog:
+    """Undelivered rows and the age of the oldest: a long outage shows here before anyone complains."""
+    stmt = select(func.count(OutboxRow.id), func.min(OutboxRow.created_at)).where(OutboxRow.status.in_(UNFINISHED))
+    async with app.sessions() as session:
+        count, oldest = (await session.execute(stmt)).one()
+    age = (app.clock.now() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    return Backlog(int(count or 0), max(0.0, age))
+
+
+async def requeue_failed(app: AppContext, since: datetime | None = None) -> int:
+    """Give failed rows (created at or after ``since``) a fresh delivery effort; returns how many.
+
+    The age limit then counts from now (``context.requeued_at``), not from creation.
+    Rows are updated one by one: this is a maintenance command, and the JSON context is
+    merged in Python so it works the same on SQLite and PostgreSQL.
+    """
+    now = app.clock.now()
+    stmt = select(OutboxRow).where(OutboxRow.status == "failed").order_by(OutboxRow.id)
+    if since is not None:
+        stmt = stmt.where(OutboxRow.created_at >= since)
+    async with app.sessions() as session:
+        async with session.begin():
+            rows = list((await session.scalars(stmt.with_for_update())).all())
+            for row in rows:
+                row.status = "pending"
+                row.attempts = 0
+                row.lease_until = None
+                row.next_attempt_at = now
+                row.context = {**(row.context or {}), REQUEUED_AT: now.isoformat()}
+    app.outbox_wakeup.set()
+    return len(rows)

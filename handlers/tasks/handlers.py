@@ -37,7 +37,8 @@ NO_TASK = "没有找到需要处理的待办。发 #待办 可以看全部。"
 async def _target(hc: HandlerContext, task_id: str | None) -> Task | None | str:
     """The task a command means: by id, else the latest reminded one, else the only open one."""
     if task_id:
-        task = await hc.session.get(Task, int(task_id))
+        number = int(task_id) if task_id.isascii() and task_id.isdigit() and len(task_id) <= 18 else None  # a bigint, never an overflow
+        task = await hc.session.get(Task, number) if number is not None else None
         if task is None or task.owner_id != hc.person.id:
             return f"没有找到你的待办 {task_id}。"
         return task

@@ -184,6 +184,7 @@ class DingTalkEmulator:
             "robot_code": self.robot_code,
             "api_base": self.base_url,
             "oapi_base": self.base_url,
+            "session_webhook_hosts": [self.base_url],
             "robot_webhook": self.robot_webhook,
             "robot_secret": self.robot_secret,
             "reconnect_min_seconds": 0.05,
