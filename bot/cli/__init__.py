@@ -157,9 +157,15 @@ Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg
 
 def _topic_commands() -> list[Register]:
     """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
-    from bot.cli import calendar, nlp, playbook, speech
+    from bot.cli import calendar, doctor, nlp, playbook, speech
 
-    return [nlp.register_commands, speech.register_commands, playbook.register_commands, calendar.register_commands]
+    return [
+        nlp.register_commands,
+        speech.register_commands,
+        playbook.register_commands,
+        calendar.register_commands,
+        doctor.register_commands,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
