@@ -89,7 +89,7 @@ def check_config(path: str | None, env: Mapping[str, str]) -> tuple[Check, Confi
     try:
         config = load_config(path, env)
     except ConfigError as exc:
-        return Check("config", False, "; ".join(exc.problems), "fix the key named above (see config.example.toml)"), None
+        return Check("config", False, "; ".join(exc.problems), "fix the file or key named here (see config.example.toml)"), None
     file = Path(path) if path else DEFAULT_CONFIG_PATH
     source = str(file) if file.exists() else "no file (defaults)"
     names = sorted(name for name in env if name.startswith(ENV_PREFIX) and name != "GENJIN_MODEL_CACHE")
