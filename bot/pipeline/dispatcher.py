@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.pipeline import inbox
-from bot.redact import redact
 from bot.pipeline.notify import InPlace, notify
+from bot.redact import redact
 from bot.router import HandlerContext, Router
 from storage.models import InboxRow, OutboxRow, Person
 from storage.people import find_person
