@@ -4,6 +4,11 @@ Each line is one message (``/voice PATH`` sends an audio file as a voice memo). 
 can be piped for scripting; after each line the chat waits until the message is
 processed and its replies delivered, so the output is deterministic. Everything goes
 through the same inbox → dispatcher → outbox path as WeCom and DingTalk.
+
+In the demo two more lines make a whole story scriptable: ``/as KEY`` speaks as another
+person of the org, and ``/clock +20m`` moves the demo's clock forward, runs the due jobs
+(reminders, timers) and prints what they pushed — a lead arrives, the rep ignores it,
+the reminder, the reassignment, the manager's card.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -18,12 +25,22 @@ from typing import TextIO
 from sqlalchemy import func, select
 
 from bot.channels.local import LocalChannel
+from bot.clock import OffsetClock
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Outbound
 from bot.pipeline.inbox import accept
+from reminders.calendar import parse_duration
 from storage.models import InboxRow, OutboxRow, Person
 
 WAIT_SECONDS = 300.0
+
+
+@dataclass
+class DemoControls:
+    """What ``/clock`` needs: the demo's clock and a way to run the due jobs now."""
+
+    clock: OffsetClock
+    run_jobs: Callable[[], Awaitable[None]]
 
 
 class Console:
@@ -83,7 +100,61 @@ async def wait_settled(app: AppContext, inbox_id: int, timeout: float = WAIT_SEC
     return False
 
 
-async def run_chat(app: AppContext, user: str, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+async def wait_outbox_idle(app: AppContext, timeout: float = WAIT_SECONDS) -> bool:
+    """Wait until nothing that is due now is left to deliver (pushes from jobs have no inbox row)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    app.outbox_wakeup.set()
+    while loop.time() < deadline:
+        async with app.sessions() as session:
+            due = await session.scalar(
+                select(func.count(OutboxRow.id)).where(
+                    OutboxRow.status.in_(("pending", "sending")), OutboxRow.next_attempt_at <= app.clock.now()
+                )
+            )
+        if not due:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def _local(moment: datetime, app: AppContext) -> str:
+    local = moment.astimezone(app.config.tz)
+    return f"{local:%Y-%m-%d %H:%M} 周{'一二三四五六日'[local.weekday()]}"
+
+
+async def _demo_line(app: AppContext, text: str, console: Console, names: dict[str, str], demo: DemoControls | None) -> str | None:
+    """Handle ``/as`` and ``/clock``; returns what to print, or None when the line is a message."""
+    if not (text.startswith("/as") or text.startswith("/clock")):
+        return None
+    if demo is None:
+        return "/as 和 /clock 只在演示（genjin demo）里可用。"
+    if text.startswith("/as"):
+        key = text[len("/as") :].strip()
+        if key not in names:
+            return f"组织里没有 {key or '（空）'}。可选：{'、'.join(sorted(names))}"
+        console.user = key
+        return f"你现在是 {names[key]}（{key}）。"
+    arg = text[len("/clock") :].strip()
+    if arg:
+        try:
+            delta = parse_duration(arg.lstrip("+"))
+        except ValueError:
+            return "用法：/clock +20m（也可以 +2h、+3d）"
+        demo.clock.advance(delta)
+        await demo.run_jobs()
+        if not await wait_outbox_idle(app):
+            return "（处理超时，稍后会继续投递）"
+    return f"⏱ 现在是 {_local(app.clock.now(), app)}"
+
+
+async def run_chat(
+    app: AppContext,
+    user: str,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    demo: DemoControls | None = None,
+) -> int:
     channel = app.channels.get("local")
     if not isinstance(channel, LocalChannel):
         print("本地聊天通道未启用（[local] enabled = false）", file=sys.stderr)
@@ -96,7 +167,8 @@ async def run_chat(app: AppContext, user: str, stdin: TextIO = sys.stdin, out: T
     interactive = stdin.isatty()
     loop = asyncio.get_running_loop()
     if interactive:
-        print(f"你现在是 {names.get(user, user)}（{user}）。输入消息回车发送，/voice 路径 发送语音，Ctrl-D 退出。", file=out)
+        extra = "，/as 人员 换人说话，/clock +20m 让时间前进" if demo is not None else ""
+        print(f"你现在是 {names.get(user, user)}（{user}）。输入消息回车发送，/voice 路径 发送语音{extra}，Ctrl-D 退出。", file=out)
     try:
         while True:
             if interactive:
@@ -106,7 +178,11 @@ async def run_chat(app: AppContext, user: str, stdin: TextIO = sys.stdin, out: T
                 break
             if not line.strip():
                 continue
-            parsed = parse_line(user, line)
+            said = await _demo_line(app, line.strip(), console, names, demo)
+            if said is not None:
+                print(said, file=out, flush=True)
+                continue
+            parsed = parse_line(console.user, line)
             if isinstance(parsed, str):
                 print(parsed, file=out, flush=True)
                 continue

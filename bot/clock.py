@@ -28,3 +28,20 @@ class FakeClock(Clock):
 
     def set(self, moment: datetime) -> None:
         self._now = moment.astimezone(timezone.utc)
+
+
+class OffsetClock(Clock):
+    """Wall-clock time shifted by an offset the demo moves (``/clock +2h``), so timers can be watched firing.
+
+    It keeps running with real time between jumps, unlike :class:`FakeClock`.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        real = datetime.now(timezone.utc)
+        self._offset = (start.astimezone(timezone.utc) - real) if start is not None else timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        self._offset += delta

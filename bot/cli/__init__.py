@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -110,13 +111,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _chat(config: Config, user: str, *, http: bool, org: Path | None) -> int:
+async def _chat(config: Config, user: str, *, http: bool, org: Path | None, demo_start: datetime | None = None, demo: bool = False) -> int:
     from bot.app import build_runtime
-    from bot.chat import run_chat
+    from bot.chat import DemoControls, run_chat
+    from bot.clock import OffsetClock
 
     if org is not None:
         await _import_org(config, str(org))
-    runtime = build_runtime(config)
+    clock = OffsetClock(demo_start) if demo else None
+    runtime = build_runtime(config, clock=clock)
     try:
         await runtime.start(http=http)
     except OSError as exc:
@@ -125,8 +128,9 @@ async def _chat(config: Config, user: str, *, http: bool, org: Path | None) -> i
         return 2
     if http:
         print(f"HTTP: http://{config.server.host}:{runtime.port}/healthz", file=sys.stderr)
+    controls = DemoControls(clock, runtime.jobs.run_all) if clock is not None else None
     try:
-        return await run_chat(runtime.app, user)
+        return await run_chat(runtime.app, user, demo=controls)
     finally:
         await runtime.stop()
 
@@ -151,7 +155,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = demo_config(args)
     configure_logging("WARNING", config.logging.format)
     print(f"Genjin demo: database {args.db}, you are {args.user}. 试试：王主任说下个月招标，价格可以谈  或  #帮助", file=sys.stderr)
-    return asyncio.run(_chat(config, args.user, http=not args.no_http, org=DEMO_ORG))
+    start = _demo_start(args.at, config) if args.at else None
+    return asyncio.run(_chat(config, args.user, http=not args.no_http, org=DEMO_ORG, demo_start=start, demo=True))
+
+
+def _demo_start(text: str, config: Config) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=config.tz)
 
 
 Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
@@ -184,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=DEMO_USER)
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--no-http", action="store_true", help="do not start the HTTP server")
+    p.add_argument("--at", default="", help="start the demo's clock at this local time (ISO, e.g. 2026-03-16T09:00)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("chat", help="talk to the bot as a person from the org (stdin lines for scripts)")
