@@ -129,6 +129,7 @@ class WeComConfig(_Section):
     encoding_aes_key: str = ""
     api_base: str = "https://qyapi.weixin.qq.com"
     callback_path: str = "/wecom/callback"
+    callback_max_skew_seconds: int = Field(3600, ge=1, description="signed callbacks whose timestamp is further off are rejected (replays)")
     robot_webhook_key: str = ""
     per_member_per_minute: int = Field(30, ge=1, description="WeCom's limit: app messages per member per minute")
     robot_per_minute: int = Field(20, ge=1, description="WeCom's limit: group-robot messages per minute")

@@ -225,10 +225,16 @@ async def test_bad_input_gets_4xx_never_500(make_rig: RigFactory) -> None:
     # signed correctly, but the ciphertext is not base64
     from wechatpy.crypto import _get_signature
 
-    sig = _get_signature(TOKEN, "1700000000", "42", "!!!not-base64!!!")
+    now = str(int(time.time()))
+    sig = _get_signature(TOKEN, now, "42", "!!!not-base64!!!")
     junk = "<xml><Encrypt><![CDATA[!!!not-base64!!!]]></Encrypt></xml>"
-    status, _ = await player.post_raw({"msg_signature": sig, "timestamp": "1700000000", "nonce": "42"}, junk)
+    status, _ = await player.post_raw({"msg_signature": sig, "timestamp": now, "nonce": "42"}, junk)
     assert status == 400
+    # signed correctly but captured long ago: a replay, refused before decryption
+    old = "1700000000"
+    sig = _get_signature(TOKEN, old, "42", "!!!not-base64!!!")
+    status, _ = await player.post_raw({"msg_signature": sig, "timestamp": old, "nonce": "42"}, junk)
+    assert status == 403
     # encrypted correctly, but the plaintext is not a WeCom message
     for plaintext in ("<xml><MsgType>text</MsgType>", "<xml><Content>no sender</Content></xml>"):
         assert (await player.post(plaintext))[0] == 400

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import struct
+import time
 from typing import Any
 
 from aiohttp import web
@@ -153,6 +154,8 @@ class WeComChannel:
             return self._reject("too_large", 413, f"body larger than {limit} bytes")
         if not (signature and timestamp and nonce):
             return self._reject("missing_params", 400, "missing msg_signature/timestamp/nonce")
+        if not self._fresh(timestamp):
+            return self._reject("stale", 403, "timestamp outside the allowed window")
         try:
             outer = envelope(body)
         except ParseError as exc:
@@ -179,6 +182,14 @@ class WeComChannel:
         if result.duplicate:
             self._log.debug("wecom.duplicate", message_id=msg.message_id)
         return web.Response(status=200, text="")
+
+    def _fresh(self, timestamp: str) -> bool:
+        """A captured callback replayed later is refused; the window is wall-clock time (transport, not business time)."""
+        try:
+            sent = int(timestamp)
+        except ValueError:
+            return False
+        return abs(time.time() - sent) <= self._app.config.wecom.callback_max_skew_seconds
 
     # ---- sending --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from storage.models import Base
 
 config = context.config
+MIGRATION_LOCK = 7_342_801_001  # an arbitrary, fixed advisory-lock key for schema upgrades
 target_metadata = Base.metadata
 
 
@@ -23,6 +24,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several nodes may start (and upgrade) at once: one migrates, the others wait
+            # here and then find the schema at head. Held until this transaction ends.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 
