@@ -129,7 +129,8 @@ class ActionDetector:
             if speech or inherited or party_opened or (
                     self._third_party is not None and self._third_party.search(clause)):
                 return False
-            return any(d.due >= today and not d.past and clause[d.span[1] - offset - 1] in "前内止"
+            return any(d.due >= today and not d.past and 0 < d.span[1] - offset <= len(clause)
+                       and clause[d.span[1] - offset - 1] in "前内止"
                        and _MODAL_AFTER.match(clause, d.span[1] - offset) for d in dates)
         if request:
             return True
