@@ -24,7 +24,19 @@ _DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。
 _EXPERIENTIAL = re.compile(r"过(?![去来一目])")
 # an obligation word: with a deadline it makes a commitment even when the verb is unknown ("下周一前要提质疑")
 _MODAL_AFTER = re.compile(r"(?:我们|我|咱们)?(?:一定|务必|必须|需要|要|得)")
+# a question ("明天几点开会来着？", "你能帮我整理周报吗") or a forecast ("估计下周能签") commits to nothing
+_QUESTION_END = re.compile(r"(?:吗|么|来着|呢)[\s]*$")
+_FORECAST = re.compile(r"估计|可能|应该会|大概会|说不定|或许")
 _LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|还要|还得|要|得|会)+")
+
+
+class _NoMatch:
+    @staticmethod
+    def start() -> int:
+        return 0
+
+
+_NO_MATCH = _NoMatch()
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,26 @@ class ActionDetector:
             if (not action and i > 0 and is_action[i - 1] and self._continuation is not None
                     and self._continuation.search(clause) and (self._verb(clause) or "把" in clause)):
                 action = True  # "…签合同，顺便把发票开了"
+            if action and (_QUESTION_END.search(clause) or (e < len(text) and text[e] in "?？")
+                           or _FORECAST.search(clause, 0, max(0, (self._verb(clause) or _NO_MATCH).start()))):
+                action = False
             is_action.append(action)
+        # WeChat shorthand puts the date apart ("下周三前 给报价", "明天 follow up 王主任"): a date-only
+        # clause makes the verb clause right after it (else right before it) a commitment
+        for i, (s, e) in enumerate(clauses):
+            if not per_clause[i] or not self._date_only(text, s, e, per_clause[i]) \
+                    or not any(d.due >= today and not d.past for d in per_clause[i]):
+                continue
+            if (i > 0 and is_action[i - 1]) or (i + 1 < len(clauses) and is_action[i + 1]):
+                continue
+            for j in (i + 1, i - 1):
+                if 0 <= j < len(clauses) and not per_clause[j]:
+                    sj, ej = clauses[j]
+                    other = text[sj:ej]
+                    if self._verb(other) and not self._is_past_report(other) and not (
+                            self._speech and self._speech.search(other)) and not _QUESTION_END.search(other):
+                        is_action[j] = True
+                        break
         # a clause that is only a date joins the action before it, else the one after it
         for i, (s, e) in enumerate(clauses):
             if is_action[i] or not per_clause[i] or not self._date_only(text, s, e, per_clause[i]):
