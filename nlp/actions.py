@@ -27,6 +27,8 @@ _MODAL_AFTER = re.compile(r"(?:我们|我|咱们)?(?:一定|务必|必须|需要
 # a question ("明天几点开会来着？", "你能帮我整理周报吗") or a forecast ("估计下周能签") commits to nothing
 _QUESTION_END = re.compile(r"(?:吗|么|来着|呢)[\s]*$")
 _FORECAST = re.compile(r"估计|可能|应该会|大概会|说不定|或许")
+_REQUEST_TO_REP = re.compile(r"(?:让|要|叫|请|要求|希望|需要)(?:我们|我|咱们|咱)(?:先|再|尽快|马上)?")
+_GIVE_PRONOUN = re.compile(r"(给|跟|和|找)(?:他们|她们|他|她)(?![们])")
 _LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|还要|还得|要|得|会)+")
 
 
@@ -127,7 +129,7 @@ class ActionDetector:
                 own = [d for d in per_clause[i - 1] if d.due > today]
             candidates = [d for d in own if not d.past] or own
             due = min(candidates, key=lambda d: (d.due, d.span[0])) if candidates else None
-            out.append(ActionClause(self._describe(text, s, e, own), (s, e), due))
+            out.append(ActionClause(self._rep_side(self._describe(text, s, e, own), text, s, parties), (s, e), due))
         return out
 
     @staticmethod
@@ -211,6 +213,33 @@ class ActionDetector:
             for k in range(max(d.span[0], s), min(d.span[1], e)):
                 rest[k - s] = ""
         return bool(_DATE_ONLY_REST.match("".join(rest)))
+
+    def _rep_side(self, described: str, text: str, s: int, parties: Sequence[tuple[int, int]]) -> str:
+        """Written from the customer's side ("王主任让我把资料发给他") the action is still the rep's:
+        keep what follows the request ("把资料发给王主任"), naming the requester instead of 他/她."""
+        frame = None
+        for frame in _REQUEST_TO_REP.finditer(described):
+            pass
+        if frame is None:
+            # the clause was cut at its date: "张科长要求我们|下周一前把参数表交给她"
+            before = text[max(0, s - 16):s]
+            lead = None
+            for lead in _REQUEST_TO_REP.finditer(before):
+                pass
+            if lead is None or lead.end() < len(before) - 1:
+                return described
+            described, frame = before[:lead.start()] + described, None
+            cut = lead.start()
+        elif frame.end() >= len(described):
+            return described
+        else:
+            cut = frame.start()
+        action = described[cut if frame is None else frame.end():]
+        asker = [text[a:b] for a, b in parties if b <= s + len(text) and a < s + len(text)
+                 and text[a:b] in described[:cut] and not text[a:b].endswith(("科", "办", "处", "室", "部", "中心"))]
+        if asker:
+            action = _GIVE_PRONOUN.sub(lambda m: m.group(1) + asker[-1], action)
+        return action
 
     @staticmethod
     def _describe(text: str, s: int, e: int, dates: Sequence[DueDate]) -> str:
