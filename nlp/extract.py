@@ -138,7 +138,7 @@ class Extractor:
         chosen = self._actions.choose(actions)
         stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
                                        blocked)
-        concerns = self._classifier.concerns(clean, clauses, competitors)
+        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates])
         cues = self._classifier.cues(clean, clauses)
 
         next_action = None
