@@ -24,7 +24,21 @@ _DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。
 _EXPERIENTIAL = re.compile(r"过(?![去来一目])")
 # an obligation word: with a deadline it makes a commitment even when the verb is unknown ("下周一前要提质疑")
 _MODAL_AFTER = re.compile(r"(?:我们|我|咱们)?(?:一定|务必|必须|需要|要|得)")
+# a question ("明天几点开会来着？", "你能帮我整理周报吗") or a forecast ("估计下周能签") commits to nothing
+_QUESTION_END = re.compile(r"(?:吗|么|来着|呢)[\s]*$")
+_FORECAST = re.compile(r"估计|可能|应该会|大概会|说不定|或许")
+_REQUEST_TO_REP = re.compile(r"(?:让|要|叫|请|要求|希望|需要)(?:我们|我|咱们|咱)(?:先|再|尽快|马上)?")
+_GIVE_PRONOUN = re.compile(r"(给|跟|和|找)(?:他们|她们|他|她)(?![们])")
 _LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|还要|还得|要|得|会)+")
+
+
+class _NoMatch:
+    @staticmethod
+    def start() -> int:
+        return 0
+
+
+_NO_MATCH = _NoMatch()
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,26 @@ class ActionDetector:
             if (not action and i > 0 and is_action[i - 1] and self._continuation is not None
                     and self._continuation.search(clause) and (self._verb(clause) or "把" in clause)):
                 action = True  # "…签合同，顺便把发票开了"
+            if action and (_QUESTION_END.search(clause) or (e < len(text) and text[e] in "?？")
+                           or _FORECAST.search(clause, 0, max(0, (self._verb(clause) or _NO_MATCH).start()))):
+                action = False
             is_action.append(action)
+        # WeChat shorthand puts the date apart ("下周三前 给报价", "明天 follow up 王主任"): a date-only
+        # clause makes the verb clause right after it (else right before it) a commitment
+        for i, (s, e) in enumerate(clauses):
+            if not per_clause[i] or not self._date_only(text, s, e, per_clause[i]) \
+                    or not any(d.due >= today and not d.past for d in per_clause[i]):
+                continue
+            if (i > 0 and is_action[i - 1]) or (i + 1 < len(clauses) and is_action[i + 1]):
+                continue
+            for j in (i + 1, i - 1):
+                if 0 <= j < len(clauses) and not per_clause[j]:
+                    sj, ej = clauses[j]
+                    other = text[sj:ej]
+                    if self._verb(other) and not self._is_past_report(other) and not (
+                            self._speech and self._speech.search(other)) and not _QUESTION_END.search(other):
+                        is_action[j] = True
+                        break
         # a clause that is only a date joins the action before it, else the one after it
         for i, (s, e) in enumerate(clauses):
             if is_action[i] or not per_clause[i] or not self._date_only(text, s, e, per_clause[i]):
@@ -96,7 +129,7 @@ class ActionDetector:
                 own = [d for d in per_clause[i - 1] if d.due > today]
             candidates = [d for d in own if not d.past] or own
             due = min(candidates, key=lambda d: (d.due, d.span[0])) if candidates else None
-            out.append(ActionClause(self._describe(text, s, e, own), (s, e), due))
+            out.append(ActionClause(self._rep_side(self._describe(text, s, e, own), text, s, parties), (s, e), due))
         return out
 
     @staticmethod
@@ -129,7 +162,8 @@ class ActionDetector:
             if speech or inherited or party_opened or (
                     self._third_party is not None and self._third_party.search(clause)):
                 return False
-            return any(d.due >= today and not d.past and clause[d.span[1] - offset - 1] in "前内止"
+            return any(d.due >= today and not d.past and 0 < d.span[1] - offset <= len(clause)
+                       and clause[d.span[1] - offset - 1] in "前内止"
                        and _MODAL_AFTER.match(clause, d.span[1] - offset) for d in dates)
         if request:
             return True
@@ -179,6 +213,33 @@ class ActionDetector:
             for k in range(max(d.span[0], s), min(d.span[1], e)):
                 rest[k - s] = ""
         return bool(_DATE_ONLY_REST.match("".join(rest)))
+
+    def _rep_side(self, described: str, text: str, s: int, parties: Sequence[tuple[int, int]]) -> str:
+        """Written from the customer's side ("王主任让我把资料发给他") the action is still the rep's:
+        keep what follows the request ("把资料发给王主任"), naming the requester instead of 他/她."""
+        frame = None
+        for frame in _REQUEST_TO_REP.finditer(described):
+            pass
+        if frame is None:
+            # the clause was cut at its date: "张科长要求我们|下周一前把参数表交给她"
+            before = text[max(0, s - 16):s]
+            lead = None
+            for lead in _REQUEST_TO_REP.finditer(before):
+                pass
+            if lead is None or lead.end() < len(before) - 1:
+                return described
+            described, frame = before[:lead.start()] + described, None
+            cut = lead.start()
+        elif frame.end() >= len(described):
+            return described
+        else:
+            cut = frame.start()
+        action = described[cut if frame is None else frame.end():]
+        asker = [text[a:b] for a, b in parties if b <= s + len(text) and a < s + len(text)
+                 and text[a:b] in described[:cut] and not text[a:b].endswith(("科", "办", "处", "室", "部", "中心"))]
+        if asker:
+            action = _GIVE_PRONOUN.sub(lambda m: m.group(1) + asker[-1], action)
+        return action
 
     @staticmethod
     def _describe(text: str, s: int, e: int, dates: Sequence[DueDate]) -> str:

@@ -25,7 +25,11 @@ _VENUE = re.compile(r"(?:上|中|时|期间|的时候)(?:认识|碰到|遇到|�
 _CONTRAST = re.compile(r"但是|但|就是|只是|可是|不过|然而|却|唯一|美中不足|问题是")
 # our own offer of a discount is a negotiation move, not the customer's price objection
 # ("我们报价打九五折"); a cut the customer asks of us still is ("要求我们再降5个点")
-_OWN_SUBJECT = re.compile(r"(?<![让要请叫求])(?:我们|我司|我方|咱们)")
+_OWN_SUBJECT = re.compile(r"(?<![让要请叫求])(?:我们|我司|我方|咱们|老板|公司|经理)")
+# "价格可以再让3个点", "还能再降两个点": a concession we can make (a cue), not the customer's objection
+_CAN_OFFER_BEFORE = re.compile(r"(?:可以|能|还能|还可以|最多能|最低能)(?:再)?$")
+# our price being the lower one is no price objection ("我们的报价比联影低10%")
+_OUR_PRICE_LOWER = re.compile(r"(?:我们|我司|咱们)的?(?:报价|价格)[^，。；]{0,6}(?:低|便宜)")
 _OFFER = re.compile(r"折|让|降|优惠")
 _ASK = re.compile(r"要求|希望|想|让(?:我|咱)|要(?:我|咱)|逼")
 _SENTENCE_END = re.compile(r"[。！!？?\n]")
@@ -96,15 +100,21 @@ class Classifier:
             return StageResult(min(action_hits)[1], 0.65)
         return None
 
-    def concerns(self, text: str, clauses: Sequence[tuple[int, int]], competitors: Sequence[Mention]) -> list[str]:
+    def concerns(self, text: str, clauses: Sequence[tuple[int, int]], competitors: Sequence[Mention],
+                 dates: Sequence[tuple[int, int]] = ()) -> list[str]:
         found: list[tuple[int, str]] = []
         for hit in self._concerns.scan(text):
             i = clause_index(clauses, hit.start)
             s, e = clauses[i] if clauses else (0, len(text))
             if self._praised(text, s, e, hit.start):
                 continue
-            if hit.code == "price" and self._own_offer(self._sentence_before(text, hit.start), hit.text):
+            if hit.code == "price" and (self._own_offer(self._sentence_before(text, hit.start), hit.text)
+                                        or _CAN_OFFER_BEFORE.search(text, max(s, hit.start - 5), hit.start)
+                                        or _OUR_PRICE_LOWER.match(text, max(s, hit.start - 4), hit.end + 6)
+                                        or _OUR_PRICE_LOWER.search(text, s, min(e, hit.end + 2)) and hit.start - s < 12):
                 continue
+            if hit.code == "service" and dates and any(0 <= hit.start - d[1] <= 2 for d in dates):
+                continue  # "下周一培训": training on a date is a scheduled activity, not a complaint
             if hit.code in self._concern_keeps and _DONE_BEFORE.search(text, max(s, hit.start - 4), hit.start):
                 continue
             if self._lang.negated(text[s:e], hit.start - s, hit.end - s, before=hit.code not in self._concern_keeps):

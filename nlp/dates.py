@@ -48,12 +48,22 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx)
                  r"(?P<dir>之内|以内|内|之后|以后|后|前|左右)"),
     ("guo", rf"过(?P<gn>{NUM})天"),
     ("tiqian", rf"提前(?P<tn>{NUM})(?:个)?(?P<tu>天|日|周|星期)"),
+    # numeric month/day as typed in chats: "12/20", "10/20", "12.18下午", "10.8前" (a "." date must be
+    # followed by a date-like word so "1.35M" or "42.8w" stay amounts)
+    ("slash", r"(?<![\d/.\-])(?P<sm>1[0-2]|0?[1-9])/(?P<sd>[12]\d|3[01]|0?[1-9])(?![\d/%])"),
+    ("dotmd", r"(?<![\d/.\-])(?P<sm>1[0-2]|0?[1-9])\.(?P<sd>[12]\d|3[01]|0?[1-9])"
+              r"(?=号|日|前|之前|以前|截止|[上下中]午|早上|晚上|当天|那天|$|[\s，,。!！;；)）])"),
+    # English day words in mixed messages: "by Friday", "next Monday", "EOD", "tomorrow"
+    ("enday", r"(?i)(?<![A-Za-z])(?:(?P<enrel>next|this|coming)\s+)?(?P<enwd>mon(?:day)?|tue(?:s|sday)?|"
+              r"wed(?:nesday)?|thu(?:r|rs|rsday)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)(?![A-Za-z])"),
+    ("enrel", r"(?i)(?<![A-Za-z])(?P<enr>today|tonight|tomorrow|tmr|tmrw|eod|cob|end of (?:the )?day|"
+              r"day after tomorrow|end of (?:the )?month|eom)(?![A-Za-z])"),
 ))
 # characters without which a pattern cannot match (cheap pre-check before running the regex)
 _TRIGGERS = {name: frozenset(chars) for name, chars in (
     ("iso", "年-/."), ("md", "月"), ("day", "号日"), ("relday", "天日儿早晚夜"), ("weekwithin", "周期拜"),
     ("weekday", "周期拜"), ("monthpart", "月"), ("yearend", "年"), ("duration", "内后前右"), ("guo", "过"),
-    ("tiqian", "提"))}
+    ("tiqian", "提"), ("slash", "/"), ("dotmd", "."), ("enday", "MTWFSmtwfs"), ("enrel", "TtEeCc"))}
 _FULLWIDTH_RX = re.compile("[\uff10-\uff5a]")
 _TIME = re.compile(rf"(?P<period>凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|早|晚)?(?P<h>{NUM})(?:点|时|:|：)"
                    rf"(?:(?P<half>半)|(?P<q>一刻)|(?P<mi>{NUM})(?:分)?)?")
@@ -443,8 +453,51 @@ def _r_holiday(m: re.Match[str], today: date, holidays: Sequence[Holiday]
     return max(first, today), False, False, None
 
 
+def _r_slash(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, None] | None:
+    due, past = _infer_year(today, int(m.group("sm")), int(m.group("sd")))
+    return due, False, past, None
+
+
+_EN_BEFORE_DAY = re.compile(r"(?i)(?:by|on|until|till|before|due|from)\s+$")
+_EN_WEEKDAY = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def _r_enday(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, None] | None:
+    word = m.group("enwd").lower()
+    if len(word) <= 4 and m.group("enrel") is None and not _EN_BEFORE_DAY.search(
+            m.string, max(0, m.start() - 8), m.start()):
+        return None  # an abbreviation needs a preposition: "by Fri"; "Sun Yat-sen" is a name
+    weekday = _EN_WEEKDAY[word[:3]]
+    rel = (m.group("enrel") or "").lower()
+    monday = today - timedelta(days=today.weekday())
+    if rel == "next":
+        due = monday + timedelta(days=7 + weekday)  # "next Monday" = 下周一
+    elif rel == "this":
+        due = monday + timedelta(days=weekday)
+    else:
+        due = today + timedelta(days=(weekday - today.weekday()) % 7 or 7)
+    deadline = m.string[max(0, m.start() - 3):m.start()].lower().strip() in {"by", "y"}
+    return due, deadline, due < today, None
+
+
+def _r_enrel(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, str | None]:
+    word = " ".join(m.group("enr").lower().split())
+    if word in {"tomorrow", "tmr", "tmrw"}:
+        return today + timedelta(days=1), False, False, None
+    if word == "day after tomorrow":
+        return today + timedelta(days=2), False, False, None
+    if word in {"end of month", "end of the month", "eom"}:
+        return date(today.year, today.month, calendar.monthrange(today.year, today.month)[1]), True, False, None
+    if word == "tonight":
+        return today, False, False, "晚"
+    if word == "today":
+        return today, False, False, None
+    return today, True, False, None  # EOD / COB: a deadline today
+
+
 _RESOLVERS = {
     "iso": _r_iso, "md": _r_md, "day": _r_day, "relday": _r_relday, "weekwithin": _r_weekwithin,
     "weekday": _r_weekday, "monthpart": _r_monthpart, "yearend": _r_yearend, "duration": _r_duration,
-    "guo": _r_guo, "holiday": _r_holiday, "tiqian": lambda m, t, h: None,
+    "guo": _r_guo, "holiday": _r_holiday, "slash": _r_slash, "dotmd": _r_slash,
+    "enday": _r_enday, "enrel": _r_enrel, "tiqian": lambda m, t, h: None,
 }

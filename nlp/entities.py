@@ -20,10 +20,24 @@ _NOT_IN_GIVEN_NAMES = frozenset("的了和跟与给在是对把被说找见向�
                                 "这那个位们里外内上下副总床诊术务级班组医护")
 # a word ending in a surname character before these is still a name prefix ("老李主任", "小王老师")
 _NAME_PREFIXES = frozenset("小老大阿")
+_HAS_LATIN = re.compile(r"[A-Za-z]")
 # a hospital named as a reference, not as the customer ("提供华山医院的装机案例", "参考协和的配置")
 _REFERENCE_AFTER = re.compile(r"(?:的|那边|那里)?(?:案例|用户|经验|数据|装机|使用情况|也在用|都在用|在用|用的是|用的|买的"
                               r"|价格|报价|一样|同款|中标价)")
 _REFERENCE_BEFORE = re.compile(r"(?:参考|参照|比如|例如|像|对标|借鉴|学习|比照)$")
+# an English hospital name in a mixed message: capitalised words (or "3rd") before Hospital/Memorial
+_EN_HOSPITAL = re.compile(r"(?:(?:[A-Z][A-Za-z'\-]*|\d+(?:st|nd|rd|th))\s+){1,4}(?:Hospital|hospital|Memorial|Medical Center)"
+                          r"(?![A-Za-z])")
+# capitalised words that open a sentence or a phrase but are no part of a name ("Visited Ruijin Hospital")
+_EN_NOT_NAME = frozenset("""a an the at in to from for of and or with by on visited visit met meet went go going
+called call sent send lost won follow followed back today tomorrow demo trial tender po quote quotation
+i we he she they our their this that next last new""".split())
+# English honorific + surname ("Dr. Zhang", "Prof Sun", "Ms. Chen")
+_EN_CONTACT = re.compile(r"(?<![A-Za-z])(?:Dr|Prof|Ms|Mr|Mrs|Miss|Director|Dean)\.?\s?[A-Z][a-z]{1,10}(?![A-Za-z])")
+# 老 + surname used as a name ("设备科老张说…"); only before words that make it a person
+_OLD_SURNAME_AFTER = re.compile(r"[说讲让要那这的也还都跟和，,。\s反问打催回答]|$")
+# a department that is a project or a description, not an office: "要建胸痛中心", "做眼科的", "政府采购中心"
+_DEPT_NOT_OFFICE_BEFORE = re.compile(r"(?:建|建设|筹建|新建|成立|创建|申报|创|政府|做)$")
 _AFTER_LAST_BREAK = re.compile(r"[^，,。！!？?；;：:\s、（()）“”\"']*$")
 
 
@@ -77,7 +91,19 @@ class EntityFinder:
         for rx in self._dept_patterns:
             found.extend(Mention(m.group(), m.start(), m.end()) for m in rx.finditer(text)
                          if not _overlaps(m.start(), m.end(), [(d.start, d.end) for d in found]))
+        found = [d for d in found if not self._not_office(text, d)]
         return sorted(found, key=lambda d: d.start)
+
+    @staticmethod
+    def _not_office(text: str, dept: Mention) -> bool:
+        before = _DEPT_NOT_OFFICE_BEFORE.search(text, max(0, dept.start - 2), dept.start)
+        if before is None:
+            if dept.text.isascii() and re.match(r"\s+(?:meeting|committee|process|plan)", text[dept.end:dept.end + 12]):
+                return True  # "procurement meeting": a modifier, not the office
+            return False
+        if before.group() == "做":
+            return text[dept.end:dept.end + 1] == "的"  # "做眼科的": what the hospital does
+        return True
 
     # ------------------------------------------------------------------ contacts
     def contacts(self, text: str) -> list[Mention]:
@@ -106,6 +132,13 @@ class EntityFinder:
             if name in people.false_contacts:
                 continue
             out.append(Mention(name, begin, m.end()))
+        if _HAS_LATIN.search(text):
+            out.extend(Mention(m.group(), m.start(), m.end()) for m in _EN_CONTACT.finditer(text))
+        for i in range(len(text) - 1):
+            if text[i] == "老" and text[i + 1] in people.surnames and _OLD_SURNAME_AFTER.match(text, i + 2) \
+                    and not any(o.start <= i < o.end for o in out) and text[i:i + 2] not in people.blocked_bigrams:
+                out.append(Mention(text[i:i + 2], i, i + 2))
+        out.sort(key=lambda c: c.start)
         return out
 
     def _ends_word(self, text: str, pos: int) -> bool:
@@ -203,6 +236,15 @@ class EntityFinder:
             cands.append(Mention(text[start:m.end()], start, m.end(), confidence=0.8))
         for m in self._alias_rx.finditer(text):
             cands.append(Mention(m.group(), m.start(), m.end(), confidence=0.95))
+        if _HAS_LATIN.search(text):
+            for m in _EN_HOSPITAL.finditer(text):
+                words = m.group().split()
+                while len(words) > 1 and words[0].lower() in _EN_NOT_NAME:
+                    words.pop(0)
+                if len(words) < 2:
+                    continue
+                start = m.end() - len(" ".join(words))
+                cands.append(Mention(text[start:m.end()], start, m.end(), confidence=0.85))
         cands.sort(key=lambda c: (c.start, -(c.end - c.start)))
         out: list[Mention] = []
         for c in cands:
@@ -247,6 +289,8 @@ class EntityFinder:
         prefix = "".join(kept)
         if not prefix:
             return ""
-        if all(t in hosp.generic_prefixes for t in kept) or kept[-1] in hosp.generic_prefixes:
+        # a name ending in a generic word is generic ("必须要有三甲医院"); a single character
+        # after a name is its abbreviation ("吉大一院", "郑大一附院")
+        if all(t in hosp.generic_prefixes for t in kept) or (kept[-1] in hosp.generic_prefixes and len(kept[-1]) > 1):
             return ""
         return prefix

@@ -66,6 +66,20 @@ class Note:
         }
 
 
+def _join_split_dates(clauses: list[tuple[int, int]], dates) -> list[tuple[int, int]]:
+    """A date written with a space inside ("next Monday", "EOD 之前") stays in one clause."""
+    if not dates or len(clauses) < 2:
+        return clauses
+    out = [clauses[0]]
+    for s, e in clauses[1:]:
+        ps, pe = out[-1]
+        if any(d.span[0] < pe and s < d.span[1] and d.span[0] < s for d in dates):
+            out[-1] = (ps, e)
+        else:
+            out.append((s, e))
+    return out
+
+
 def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -103,7 +117,8 @@ class Extractor:
         if not clean or self._lang.is_chatter(clean):
             return Note()
         dates = find_dates(clean, now, self.lexicon.holidays)
-        clauses = self._lang.split_long(clean, Language.clauses(clean), (d.span[0] for d in dates))
+        clauses = self._lang.split_long(clean, _join_split_dates(Language.clauses(clean), dates),
+                                        (d.span[0] for d in dates))
         ent = self._entities
 
         competitors = ent.competitors(clean)
@@ -123,7 +138,7 @@ class Extractor:
         chosen = self._actions.choose(actions)
         stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
                                        blocked)
-        concerns = self._classifier.concerns(clean, clauses, competitors)
+        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates])
         cues = self._classifier.cues(clean, clauses)
 
         next_action = None

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from .lexicon import KeywordGroup, LanguageWords
 from .numerals import FULLWIDTH
 
-_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|\s+|(?<!\d)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
+_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+|\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
 
 
 class LiteralMatcher:
@@ -108,6 +108,10 @@ class KeywordScanner:
         return any(m.start() + lo <= hit.start and hit.end <= m.end() + lo for m in rx.finditer(text[lo:hit.end + 8]))
 
 
+# "院办说院长|下周开会": a time right after "<speaker>说<someone>" still belongs to the reported words
+_SPEAKER_END = re.compile(r"(?:说|讲|表示|提到|通知)[\u4e00-\u9fff]{0,2}(?:院长|主任|科长|处长|书记|他们|她们|他|她)$")
+
+
 class Language:
     """Normalisation, clause splitting and negation, driven by language.toml."""
 
@@ -166,7 +170,8 @@ class Language:
                 cuts.extend(m.start() + s for m in self._starters.finditer(text[s:e]) if m.start() >= 2)
             begin = s
             for p in sorted(set(cuts)):
-                if p - begin < 2 or (self._no_split is not None and self._no_split.search(text[begin:p])):
+                if p - begin < 2 or (self._no_split is not None and self._no_split.search(text[begin:p])) \
+                        or _SPEAKER_END.search(text, begin, p):
                     continue
                 out.append((begin, p))
                 begin = p

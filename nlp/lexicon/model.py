@@ -124,6 +124,17 @@ class Lexicon:
     sources: tuple[str, ...] = field(default=())
     speech_priority: tuple[str, ...] = field(default=())
 
+    def canonical_brand(self, name: str) -> str:
+        """Any surface form of a brand ("Medtronic", "波科", "GE医疗") → the display name the card shows
+        ("美敦力", "波士顿科学", "GE"); an unknown name is returned unchanged.  The extract contract
+        keeps names as written; cards and storage call this."""
+        key = name.strip()
+        low = key.lower()
+        for brand in self.brands:
+            if any(form.lower() == low for form in brand.forms):
+                return brand.name
+        return key
+
     def canonical_account(self, name: str) -> str:
         """Alias → canonical full hospital name; any other name is returned unchanged."""
         key = name.strip()
