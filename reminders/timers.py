@@ -259,18 +259,24 @@ class Timers:
         changed = 0
         async with app.sessions() as session:
             async with session.begin():
-                stored = await session.get(KeyValue, CALENDAR_KEY, with_for_update=True)
-                if stored is not None and stored.value.get("fingerprint") == fingerprint:
+                # the row may not exist yet and several nodes may start at once: insert-if-absent, then lock it
+                insert = insert_for(app.engine.dialect.name)
+                created = await session.scalar(
+                    insert(KeyValue)
+                    .values(key=CALENDAR_KEY, value={"fingerprint": fingerprint}, updated_at=app.clock.now())
+                    .on_conflict_do_nothing(index_elements=["key"])
+                    .returning(KeyValue.key)
+                )
+                if created is not None:
+                    return 0  # the first calendar this database sees: due moments were computed with it
+                stored = await session.get(KeyValue, CALENDAR_KEY, with_for_update=True, populate_existing=True)
+                if stored is None or stored.value.get("fingerprint") == fingerprint:
                     return 0
-                if stored is None:
-                    session.add(KeyValue(key=CALENDAR_KEY, value={"fingerprint": fingerprint}))
-                else:
-                    stored.value = {"fingerprint": fingerprint}
-                if stored is not None:
-                    for row in (await session.scalars(select(Timer).where(Timer.state.in_(OPEN_STATES)))).all():
-                        math = self.math(row.ladder)
-                        self._store(row, math, state_of(row))
-                        changed += 1
+                stored.value = {"fingerprint": fingerprint}
+                for row in (await session.scalars(select(Timer).where(Timer.state.in_(OPEN_STATES)))).all():
+                    math = self.math(row.ladder)
+                    self._store(row, math, state_of(row))
+                    changed += 1
         if changed:
             app.log.info("timers.recomputed", count=changed, reason="calendar changed")
         return changed

@@ -302,3 +302,18 @@ async def _timers(runtime: Runtime) -> list[Timer]:
 async def _outbox(runtime: Runtime, *where: Any) -> list[OutboxRow]:
     async with runtime.app.sessions() as session:
         return list((await session.scalars(select(OutboxRow).where(*where).order_by(OutboxRow.id))).all())
+
+
+async def test_a_held_alert_does_not_hold_back_replies_to_the_same_person(make_runtime: RuntimeFactory) -> None:
+    clock = FakeClock(at("2026-03-16T10:00"))
+    runtime = await make_runtime(clock=clock)
+    h = Harness(runtime)
+    async with runtime.app.sessions() as session:
+        async with session.begin():
+            await notify(runtime.app, session, "wang_jl", Reply(card=Card(title="商机停滞")), now=clock.now(), klass="deal")
+    replies = await h.say("wang_jl", "#待办")
+    assert replies, "the reply went out while the alert waits for its merge window"
+    assert all("商机停滞" not in r for r in replies)
+    clock.set(at("2026-03-16T10:10"))
+    await h.settle()
+    assert any("商机停滞" in p for p in h.pushes("wang_jl"))

@@ -86,7 +86,8 @@ async def claim(app: AppContext, platforms: Iterable[str], limit: int = 20) -> l
                 returning=(OutboxRow,),
                 limit=limit,
                 in_order_by=("platform", "recipient"),
-                unfinished=lambda row: row.status.in_(UNFINISHED),
+                # an alert held for its merge window or quiet hours does not hold back later replies
+                unfinished=lambda row: and_(row.status.in_(UNFINISHED), or_(row.merge_key.is_(None), row.next_attempt_at <= now)),
                 where=lambda row: row.platform.in_(enabled),
             )
     return sorted(claimed, key=lambda row: row.id)
