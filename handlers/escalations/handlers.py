@@ -310,8 +310,7 @@ def router(app: AppContext) -> Router:
         raw = msg.text.strip()
         if parse_answer_date(app, raw, hc.now) is None:
             return SKIP  # not an answer (a note, a question): let the others have it
-        action = esc.awaiting_action
-        esc.awaiting_person_id = esc.awaiting_action = esc.awaiting_until = None
-        return await (_follow if action == "follow" else _pause)(app, hc, esc, raw)
+        # a valid answer clears the question (mark_handled); a wrong one is answered and the question stays open
+        return await (_follow if esc.awaiting_action == "follow" else _pause)(app, hc, esc, raw)
 
     return r

@@ -34,8 +34,8 @@ async def resend_snoozed(app: AppContext) -> int:
                 if not card or not who:
                     continue
                 reply = Reply(card=Card.from_dict(card), tag="escalation.snoozed")
-                await notify(app, session, who, reply, now=now, klass="deal" if esc.kind == "stalled_deal" else "receivable",
-                             dedupe_key=f"esc:{esc.id}:snooze:{esc.snoozes}")
+                # the reminder the person asked for, in working time: sent as is (the version check makes it once)
+                await notify(app, session, who, reply, now=now)
                 sent += 1
     if sent:
         app.outbox_wakeup.set()
