@@ -54,6 +54,11 @@ def parse_terms(app: AppContext, text: str, now: datetime) -> list[dict[str, Any
     items: list[dict[str, Any]] = []
     for clause in _CLAUSE.split(text):
         word = _MONEY_WORD.search(clause)
+        if word is None and items and re.search(r"付|款", clause) and not ({"due", "trigger"} & items[-1].keys()):
+            parsed = parse_answer_date(app, clause, now)  # "首付款30%，3月20号前付": the date belongs to the item before
+            if parsed is not None:
+                items[-1]["due"] = parsed.due.isoformat()
+            continue
         if word is None or not re.search(r"款|付|支付", clause):
             continue
         item: dict[str, Any] = {"label": word.group(1), "days": 0}
