@@ -14,13 +14,14 @@ from bot.runtime import Runtime
 
 
 def features() -> list[Feature]:
-    from handlers import accounts, buttons, fallback, notes, playbook, tasks
+    from handlers import accounts, buttons, escalations, fallback, notes, playbook, tasks
 
     return [
         playbook.feature,  # #tags first: talk tracks, #帮助; other features' tags are SKIPped
         buttons.feature,  # a click is redispatched as its typed command
         tasks.feature,  # 完成 / 推迟 / #待办
         accounts.feature,  # #客户
+        escalations.feature,  # 跟进中/稍后提醒/改派/暂停 E12, #预警 #卡单 #逾期, #回款 … 已到账; stalled-deal and receivable ladders
         notes.feature,  # corrections, pending answers, then new notes
         fallback.feature,
     ]

@@ -107,6 +107,15 @@ class AlertsConfig(_Section):
     urgent_classes: list[str] = Field(["lead_offer"], description="classes sent at once, even outside working hours, never merged")
 
 
+class EscalationsConfig(_Section):
+    rules_dir: str = Field("", description="directory with escalations.toml (stage → stalled-deal ladder); empty = packaged")
+    follow_up_max_workdays: int = Field(3, ge=1, le=30, description="跟进中: the promised date is at most this many working days away")
+    snooze_hours: float = Field(2, gt=0, le=72, description="稍后提醒: the card comes back after this many working hours")
+    max_snoozes: int = Field(2, ge=0, le=10, description="稍后提醒 at most this many times per escalation")
+    answer_minutes: int = Field(30, ge=1, le=24 * 60, description="how long a 跟进中/暂停 question waits for its answer")
+    snooze_tick_seconds: float = Field(30, gt=0, le=3600, description="how often each node looks for snoozed cards that are due")
+
+
 class PlaybookConfig(_Section):
     dir: str = Field("", description="playbook TOML directory; empty = the packaged default playbook")
     watch: bool = True
@@ -188,6 +197,7 @@ class Config(_Section):
     calendar: CalendarConfig = CalendarConfig()
     timers: TimersConfig = TimersConfig()
     alerts: AlertsConfig = AlertsConfig()
+    escalations: EscalationsConfig = EscalationsConfig()
     local: LocalChannelConfig = LocalChannelConfig()
     wecom: WeComConfig = WeComConfig()
     dingtalk: DingTalkConfig = DingTalkConfig()

@@ -87,11 +87,14 @@ class Timers:
         self.ladders = ladders
         self._handlers: dict[str, LevelHandler] = {}
 
-    def handle(self, ladder_id: str, handler: LevelHandler) -> None:
-        """Register what happens when a level of ``ladder_id`` fires (one feature owns each ladder)."""
+    def handle(self, ladder_id: str, handler: LevelHandler, *, replace: bool = False) -> None:
+        """Register what happens when a level of ``ladder_id`` fires (one feature owns each ladder).
+
+        ``replace`` swaps the owner's handler (tests that record firings of a feature's ladder).
+        """
         if ladder_id not in self.ladders:
             raise KeyError(f"no ladder {ladder_id!r} (known: {', '.join(self.ladders.ids())})")
-        if ladder_id in self._handlers:
+        if ladder_id in self._handlers and not replace:
             raise ValueError(f"ladder {ladder_id!r} already has a handler")
         self._handlers[ladder_id] = handler
 

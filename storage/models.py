@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -187,17 +188,102 @@ class Lead(Base):
 
 
 class Escalation(Base):
+    """One episode of a subject needing attention (a stalled deal, an overdue installment).
+
+    Opened by the first level of its ladder, moved up by later levels, closed by counting
+    activity, payment, closing the deal or a reassignment. At most one open episode per
+    subject and kind (partial unique index on ``closed_at IS NULL``); cards and buttons
+    carry its id, so a click on an old episode's card is recognised as outdated.
+    """
+
     __tablename__ = "escalations"
-    __table_args__ = (UniqueConstraint("kind", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("uq_escalations_open", "kind", "subject_type", "subject_id", unique=True,
+              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+        Index("ix_escalations_team", "team_id", "closed_at"),
+        Index("ix_escalations_owner", "owner_id", "closed_at"),
+        Index("ix_escalations_snooze", "snooze_until"),
+    )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))  # unclaimed_lead | stalled_deal | overdue_payment
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[int] = mapped_column(BigInteger)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | following | paused | resolved | reassigned
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    timer_id: Mapped[int | None] = mapped_column(BigInteger)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    since_at: Mapped[datetime | None] = mapped_column()  # last counting activity / due date
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    handled_action: Mapped[str | None] = mapped_column(String(16))
+    handled_level: Mapped[int] = mapped_column(Integer, default=0)
+    handled_at: Mapped[datetime | None] = mapped_column()
+    hold_until: Mapped[datetime | None] = mapped_column()
+    snoozes: Mapped[int] = mapped_column(Integer, default=0)
+    snooze_until: Mapped[datetime | None] = mapped_column()
+    awaiting_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    awaiting_action: Mapped[str | None] = mapped_column(String(16))
+    awaiting_until: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class PaymentPlan(Base):
+    """A contract's payment terms: the installments a deal is paid in."""
+
+    __tablename__ = "payment_plans"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    contract_no: Mapped[str] = mapped_column(String(64), default="")
+    total_amount: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16), default="note")  # note | import
+    note_id: Mapped[int | None] = mapped_column(ForeignKey("notes.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Installment(Base):
+    """One installment: an amount (or a percentage of the plan) due on a date or after a trigger."""
+
+    __tablename__ = "installments"
+    __table_args__ = (
+        UniqueConstraint("invoice_no"),
+        Index("ix_installments_open", "status", "due_date"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("payment_plans.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    label: Mapped[str] = mapped_column(String(32), default="")
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    percent: Mapped[float | None] = mapped_column()
+    due_date: Mapped[date | None] = mapped_column(Date)
+    trigger: Mapped[str] = mapped_column(String(16), default="")  # "" | acceptance | delivery | contract
+    trigger_days: Mapped[int] = mapped_column(Integer, default=0)
+    received_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | partial | paid | cancelled
+    invoice_no: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PaymentReceipt(Base):
+    """Money received against an installment (chat ``#回款 … 已到账`` or the finance import)."""
+
+    __tablename__ = "payment_receipts"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    installment_id: Mapped[int] = mapped_column(ForeignKey("installments.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16), default="chat")  # chat | import
+    reference: Mapped[str | None] = mapped_column(String(96), unique=True)  # import: invoice + received total
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class InboxRow(Base):

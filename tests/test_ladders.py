@@ -39,7 +39,7 @@ def fire_times(t: LadderTimer, state: TimerState, attributes: dict[str, object] 
 
 
 def test_packaged_ladders() -> None:
-    assert LADDERS.ids() == ("lead_claim", "stalled_deal", "receivable")
+    assert LADDERS.ids() == ("lead_claim", "stalled_deal", "receivable", "stalled_deal_tender")
     lead = LADDERS.get("lead_claim")
     assert lead.clock is Clock.BUSINESS
     assert [(lv.at, lv.audience, lv.action) for lv in lead.levels] == [

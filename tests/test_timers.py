@@ -61,7 +61,7 @@ async def timers_runtime(make_runtime: RuntimeFactory, clock: FakeClock, cal: Pa
     runtime = await make_runtime(config, clock=clock)
     recorder = Recorder()
     for ladder in ("lead_claim", "stalled_deal", "receivable"):
-        runtime.app.timers.handle(ladder, recorder)
+        runtime.app.timers.handle(ladder, recorder, replace=True)  # the escalations feature owns the deal/receivable ladders
     return runtime, recorder
 
 

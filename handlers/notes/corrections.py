@@ -73,6 +73,13 @@ async def _note_opportunity(hc: HandlerContext, note: Note) -> Opportunity | Non
     return await hc.session.get(Opportunity, note.opportunity_id) if note.opportunity_id is not None else None
 
 
+async def _deal_changed(app: AppContext, hc: HandlerContext, opp: Opportunity) -> None:
+    """A correction is no counting activity: the deal's escalation timer only learns the new facts."""
+    deals = note_rules(app).deals
+    if deals is not None:
+        await deals.changed(hc.session, opp, hc.now, hc.person.id)
+
+
 async def correct_stage(app: AppContext, hc: HandlerContext, note: Note, code: str) -> str:
     old = (note.fields or {}).get("stage")
     opp = await _note_opportunity(hc, note)
@@ -85,6 +92,7 @@ async def correct_stage(app: AppContext, hc: HandlerContext, note: Note, code: s
         old = opp.stage
         await set_stage(hc.session, opp, code, stages=app.services.lexicon.stage_order, actor_id=hc.person.id, note_id=note.id,
                         now=hc.now, explicit=True)
+        await _deal_changed(app, hc, opp)
     before = stage_label(app, old) or "（无）"
     return f"✅ 已更正阶段：{before} → {stage_label(app, code)}。"
 
@@ -98,6 +106,7 @@ async def correct_amount(app: AppContext, hc: HandlerContext, note: Note, amount
     if opp is not None:
         old = opp.amount
         await set_amount(hc.session, opp, amount, actor_id=hc.person.id, note_id=note.id, now=hc.now)
+        await _deal_changed(app, hc, opp)
     before = money(old) or "（无）"
     return f"✅ 已更正金额：{before} → {money(amount)}。"
 
@@ -144,6 +153,9 @@ def router(app: AppContext) -> Router:
             if note is None:
                 return Reply(text="没有可以撤销的跟进记录。")
         reverted = await undo_note(hc.session, note, actor_id=hc.person.id, now=hc.now)
+        opp = await _note_opportunity(hc, note)
+        if reverted and opp is not None:
+            await _deal_changed(app, hc, opp)
         await clear_pending(hc.session, hc.person.id)
         parts = [f"↩️ 已撤销：{_preview(note)}"]
         if reverted:

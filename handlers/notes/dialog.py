@@ -187,6 +187,12 @@ class Answerer:
             await self._contacts(draft, raw)
         return f"医院 {account.name}"
 
+    async def _deal_changed(self, opp: Opportunity) -> None:
+        """An answer completes the note (already counted): the escalation timer only learns the new facts."""
+        deals = note_rules(self.app).deals
+        if deals is not None:
+            await deals.changed(self.session, opp, self.hc.now, self.hc.person.id)
+
     async def _amount(self, draft: NoteDraft, raw: str) -> str | None:
         if not draft.amount:
             return None
@@ -197,6 +203,7 @@ class Answerer:
             if opp is not None:
                 await set_amount(self.session, opp, draft.amount, actor_id=self.hc.person.id,
                                  note_id=self.note.id, now=self.hc.now)
+                await self._deal_changed(opp)
         return f"金额 {money(draft.amount)}"
 
     async def _competitors(self, draft: NoteDraft, raw: str) -> str | None:
@@ -218,6 +225,7 @@ class Answerer:
             if opp is not None:
                 await set_stage(self.session, opp, code, stages=self.app.services.lexicon.stage_order, actor_id=self.hc.person.id,
                                 note_id=self.note.id, now=self.hc.now)
+                await self._deal_changed(opp)
         return f"阶段 {stage_label(self.app, code)}"
 
     async def _next_action(self, draft: NoteDraft, raw: str) -> str | None:

@@ -40,6 +40,7 @@ from storage.models import Account, Contact, Note, Opportunity, Person, Task
 
 if TYPE_CHECKING:
     from bot.context import AppContext
+    from handlers.escalations.hooks import DealHooks
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,16 @@ class NoteRules:
     canonical: Callable[[str], str]
     stages: Sequence[str]
     policy: ReminderPolicy
+    deals: DealHooks | None = None  # escalations: a note is a counting activity on its deal
 
 
 def note_rules(app: AppContext) -> NoteRules:
     """The rules as configured for this app: the lexicon's hospital names and stage order, the reminder policy."""
+    from handlers.escalations.hooks import deal_hooks
+
     lexicon = app.services.lexicon
-    return NoteRules(canonical=lexicon.canonical_account, stages=lexicon.stage_order, policy=policy(app))
+    return NoteRules(canonical=lexicon.canonical_account, stages=lexicon.stage_order, policy=policy(app),
+                     deals=deal_hooks(app))
 
 
 async def last_note(session: AsyncSession, author_id: int) -> Note | None:
@@ -121,6 +126,8 @@ async def record_note(
         note.opportunity_id = opp.id
         changed, kept = await apply_to_opportunity(session, opp, stage=draft.stage, amount=draft.amount, stages=rules.stages,
                                                    actor_id=person.id, note_id=note.id, now=now)
+        if rules.deals is not None:
+            await rules.deals.activity(session, opp, note, now)
 
     task: Task | None = None
     past_due: date | None = None
@@ -177,9 +184,17 @@ async def attach_account(
     await apply_to_opportunity(session, opp, stage=fields.get("stage"), amount=fields.get("amount"), stages=rules.stages,
                                actor_id=actor_id, note_id=note.id, now=now)
     await session.execute(update(Task).where(Task.note_id == note.id).values(opportunity_id=opp.id))
+    if rules.deals is not None:
+        if old_opp_id is None:  # the note's hospital was missing: filing it now is the note's activity
+            await rules.deals.activity(session, opp, note, now)
+        else:  # a correction moves the note, it is no new activity
+            await rules.deals.changed(session, opp, now, actor_id)
     if old_opp_id is not None and old_opp_id != opp.id:
         await revert_opportunity_changes(session, note, actor_id=actor_id, now=now, opportunity_id=old_opp_id)
         await drop_if_orphan(session, old_opp_id, note, actor_id=actor_id, now=now)
+        old_opp = await session.get(Opportunity, old_opp_id)
+        if rules.deals is not None and old_opp is not None:
+            await rules.deals.changed(session, old_opp, now, actor_id)
     return account, opp
 
 def update_fields(note: Note, **changes: Any) -> None:
