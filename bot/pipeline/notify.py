@@ -179,14 +179,14 @@ async def _alert(
         marker.merge_key, marker.dedupe_key = merge_key, key
         return held
     row = enqueue(session, platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now,
-                  context={"items": [reply.to_payload()]})
+                  context={"lines": [_line(reply)]})
     row.push, row.merge_key, row.dedupe_key = True, merge_key, key
     if merge_key == SUMMARY:
         # the day's overflow: one card at the next day's opening
         local = now.astimezone(app.config.tz)
         tomorrow = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         row.next_attempt_at = _opening(app, person.key, tomorrow)
-        row.payload = Reply(card=_digest([reply.to_payload()], merge_key), tag="alert.summary").to_payload()
+        row.payload = Reply(card=_digest([_line(reply)], merge_key), tag="alert.summary").to_payload()
     else:
         row.next_attempt_at = max(opening, now + timedelta(minutes=cfg.merge_minutes))
     return row
@@ -219,24 +219,30 @@ async def _sent_today(app: AppContext, session: AsyncSession, recipient: str, no
 
 
 def _join(row: OutboxRow, reply: Reply, merge_key: str) -> None:
-    items = [*row.context.get("items", []), reply.to_payload()]
-    row.context = {**row.context, "items": items}
-    row.payload = Reply(card=_digest(items, merge_key), tag=f"alert.{merge_key}").to_payload()
+    lines = [*row.context.get("lines", []), _line(reply)]
+    row.context = {**row.context, "lines": lines}
+    row.payload = Reply(card=_digest(lines, merge_key), tag=f"alert.{merge_key}").to_payload()
 
 
-def _digest(items: list[dict[str, object]], merge_key: str) -> Card:
-    """One card listing several alerts: each item's title and its first facts."""
-    lines: list[str] = []
-    for payload in items:
-        reply = Reply.from_payload(payload)  # type: ignore[arg-type]
-        card = reply.card
-        if card is None:
-            lines.append(f"• {reply.text}")
-            continue
-        facts = "，".join(f"{f.label}：{f.value}" for f in card.fields[:3])
-        lines.append(f"• {card.title}" + (f"（{facts}）" if facts else ""))
+def _line(reply: Reply) -> str:
+    """One alert as a line of a digest: its title and first facts."""
+    card = reply.card
+    if card is None:
+        return f"• {reply.text}"
+    facts = "，".join(f"{f.label}：{f.value}" for f in card.fields[:3])
+    return f"• {card.title}" + (f"（{facts}）" if facts else "")
+
+
+DIGEST_LINES = 20  # a card stays readable on a phone; the rest is counted
+
+
+def _digest(lines: list[str], merge_key: str) -> Card:
+    """One card listing several alerts."""
+    shown = list(lines[:DIGEST_LINES])
+    if len(lines) > DIGEST_LINES:
+        shown.append(f"…及其他 {len(lines) - DIGEST_LINES} 条")
     title = "今日其余提醒汇总" if merge_key == SUMMARY else "提醒汇总"
-    return Card(title=f"{title}（{len(items)}条）", kind="digest", blocks=tuple(lines),
+    return Card(title=f"{title}（{len(lines)}条）", kind="digest", blocks=tuple(shown),
                 subtitle="逐条处理请回复卡片里的指令，或发 #预警 查看")
 
 
