@@ -30,6 +30,7 @@ from cards.model import Button, Card, CardField
 from storage.models import OutboxRow
 from tests.conftest import RuntimeFactory, make_config
 from tests.emulators.dingtalk import DingTalkEmulator
+from tests.harness import pipeline_idle
 
 BATCH = "/v1.0/robot/oToMessages/batchSend"
 GROUP = "/v1.0/robot/groupMessages/send"
@@ -75,11 +76,11 @@ def param(request: Any) -> dict[str, Any]:
 
 
 async def test_expired_session_webhook_falls_back_to_batch_send(emu: DingTalkEmulator, make_runtime: RuntimeFactory) -> None:
-    await make_runtime({"dingtalk": emu.config()}, workers=True)
+    runtime = await make_runtime({"dingtalk": emu.config()}, workers=True)
     await emu.wait_connected()
     await emu.push(emu.bot_message("rep-001", text="今天拜访华山医院心内科王主任，下周三送样", webhook_expires_in=-5))
     await emu.wait_for(lambda: bool(emu.accepted(BATCH)))
-    await asyncio.sleep(0.3)
+    await pipeline_idle(runtime.app)
     [sent] = emu.accepted(BATCH)
     assert sent.body["userIds"] == ["rep-001"] and sent.body["robotCode"] == emu.robot_code
     assert sent.body["msgKey"] in {"sampleMarkdown", "sampleActionCard"} or sent.body["msgKey"].startswith("sampleActionCard")

@@ -26,6 +26,7 @@ from cards.model import Button, Card, CardField
 from storage.models import InboxRow, Note
 from tests.conftest import RuntimeFactory
 from tests.emulators.dingtalk import VOICE_AMR, DingTalkEmulator
+from tests.harness import pipeline_idle
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ async def test_text_message_is_acked_stored_and_answered_through_its_session_web
     data = emu.bot_message("rep-001", text="今天拜访华山医院心内科王主任，下周三送样")
     frame = await emu.push(data)
     await emu.wait_for(lambda: bool(emu.session_messages()))
-    await asyncio.sleep(0.3)  # anything else would have been sent by now
+    await pipeline_idle(app)  # anything else would have been sent by now
 
     assert frame.acked and frame.acks[0][1]["code"] == 200
     assert frame.acks[0][1]["headers"]["messageId"] == frame.message_id
