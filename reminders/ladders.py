@@ -37,6 +37,7 @@ from typing import Any
 
 from reminders.calendar import Clock, parse_duration
 from reminders.calendar.durations import duration_uses_days
+from reminders.tomldir import read_toml_dir
 
 PACKAGED_DIR = Path(__file__).with_name("default_ladders")
 AUDIENCES = ("owner", "manager", "director", "finance")
@@ -356,10 +357,7 @@ def parse_ladder_files(files: Sequence[tuple[str, str]], source: str = "") -> La
 
 def load_ladders(directory: str | Path | None = None) -> Ladders:
     """Every ``*.toml`` of ``directory`` (default: the packaged ladders); raise :class:`LadderError`."""
-    folder = Path(directory) if directory else PACKAGED_DIR
-    if not folder.is_dir():
-        raise LadderError([f"{folder}: ladder directory does not exist"])
-    paths = sorted(p for p in folder.glob("*.toml") if p.is_file())
-    if not paths:
-        raise LadderError([f"{folder}: no *.toml files in the ladder directory"])
-    return parse_ladder_files([(p.name, p.read_text(encoding="utf-8")) for p in paths], source=str(folder))
+    files, problems, folder = read_toml_dir(directory, PACKAGED_DIR, "ladder")
+    if problems:
+        raise LadderError(problems)
+    return parse_ladder_files(files, source=str(folder))

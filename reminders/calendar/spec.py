@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from reminders.tomldir import read_toml_dir
+
 PACKAGED_DIR = Path(__file__).with_name("default")
 DEFAULT_HOURS = "09:00-12:00,13:30-18:00"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -193,19 +195,7 @@ def parse_calendar_files(files: Sequence[tuple[str, str]], source: str = "") -> 
 
 def load_calendar_spec(directory: str | Path | None = None) -> CalendarSpec:
     """Read every ``*.toml`` of ``directory`` (default: the packaged calendar); raise :class:`CalendarError`."""
-    folder = Path(directory) if directory else PACKAGED_DIR
-    if not folder.is_dir():
-        raise CalendarError([f"{folder}: calendar directory does not exist"])
-    paths = sorted(p for p in folder.glob("*.toml") if p.is_file())
-    if not paths:
-        raise CalendarError([f"{folder}: no *.toml files in the calendar directory"])
-    files: list[tuple[str, str]] = []
-    problems: list[str] = []
-    for path in paths:
-        try:
-            files.append((path.name, path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path.name}: cannot be read: {exc}")
+    files, problems, folder = read_toml_dir(directory, PACKAGED_DIR, "calendar")
     if problems:
         raise CalendarError(problems)
     return parse_calendar_files(files, source=str(folder))
