@@ -144,3 +144,13 @@ def test_show_fallback_year_says_so(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 0
     assert "  1x  2-  3-" in out
     assert "2027 不在法定节假日数据内" in out
+
+
+def test_ladders_are_listed_and_checked(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "ladders")
+    assert code == 0
+    assert "stalled_deal (workday):" in out and "3. after 6d → director, when amount >= 500000" in out
+    assert "1. after 15d → owner, at 09:30 on a working day" in out
+    (tmp_path / "bad.toml").write_text('[[ladder]]\nid = "x"\nclock = "business"\n[[ladder.level]]\nat = "2d"\naudience = ["owner"]\n', encoding="utf-8")
+    code, _, err = run(capsys, "ladders", str(tmp_path))
+    assert code == 1 and "bad.toml" in err

@@ -30,6 +30,7 @@ from reminders.calendar import (
     CalendarError,
     Clock,
     DayInfo,
+    format_duration,
     load_calendar_spec,
     parse_duration,
     parse_hours,
@@ -137,6 +138,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ladders(args: argparse.Namespace) -> int:
+    """Validate the escalation ladders and show each level as sales ops would read it."""
+    from reminders.ladders import LadderError, load_ladders
+
+    directory = args.directory
+    if directory is None:
+        from bot.config import load_config
+
+        directory = load_config(args.config).timers.ladders_dir or None
+    try:
+        ladders = load_ladders(directory)
+    except LadderError as exc:
+        print("升级规则有误 / ladders are invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"ok: {ladders.source} — {len(ladders.ladders)} ladders")
+    for ladder in ladders.ladders:
+        print(f"  {ladder.id} ({ladder.clock}):")
+        for level in ladder.levels:
+            extra = "".join(
+                part
+                for part in (
+                    f", at {level.send_at:%H:%M} on a working day" if level.send_at else "",
+                    f", when {level.when.text}" if level.when is not None else "",
+                    f", {level.action}" if level.action != "remind" else "",
+                )
+            )
+            print(f"    {level.number}. after {format_duration(level.at)} → {', '.join(level.audience)}{extra}")
+    return 0
+
+
 def _runs(days: list[DayInfo]) -> list[str]:
     """Consecutive days of the same special kind and holiday, as "10-01..10-07 * 国庆节"."""
     lines: list[str] = []
@@ -210,6 +243,10 @@ def register_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = cal.add_parser("check", help="validate the calendar TOML (exit 1 naming file/key/problem)")
     p.add_argument("directory", nargs="?", default=None, metavar="DIR")
     p.set_defaults(func=cmd_check)
+
+    p = cal.add_parser("ladders", help="validate the escalation ladders TOML and list their levels")
+    p.add_argument("directory", nargs="?", default=None, metavar="DIR")
+    p.set_defaults(func=cmd_ladders)
 
     p = cal.add_parser("show", help="print a month with days off and make-up workdays marked")
     p.add_argument("month", metavar="YYYY-MM")
