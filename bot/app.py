@@ -14,7 +14,15 @@ from bot.runtime import Runtime
 
 
 def features() -> list[Feature]:
-    from handlers import accounts, buttons, escalations, fallback, notes, playbook, tasks
+    from handlers import (
+        accounts,
+        buttons,
+        escalations,
+        fallback,
+        notes,
+        playbook,
+        tasks,
+    )
 
     return [
         playbook.feature,  # #tags first: talk tracks, #帮助; other features' tags are SKIPped

@@ -43,6 +43,7 @@ class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///./genjin.db"
     echo: bool = False
     pool_size: int = Field(5, ge=1, le=100)
+    ingest_pool_size: int = Field(2, ge=1, le=20, description="connections reserved for storing callbacks (PostgreSQL; SQLite uses one)")
 
     @field_validator("url")
     @classmethod

@@ -25,6 +25,7 @@ class AppContext:
     config: Config
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    ingest_sessions: async_sessionmaker[AsyncSession]  # a connection of its own: acks never wait behind handlers
     clock: Clock
     metrics: Metrics
     services: Services
@@ -32,6 +33,7 @@ class AppContext:
     timers: Timers  # escalation ladders as database rows
     channels: dict[str, Channel] = field(default_factory=dict)
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    ingest_idle: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))  # cleared while callbacks wait to be stored
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     log: Any = field(default_factory=lambda: structlog.get_logger("genjin"))
 
@@ -40,3 +42,8 @@ class AppContext:
             return self.channels[platform]
         except KeyError:
             raise LookupError(f"channel {platform!r} is not enabled") from None
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event

@@ -19,7 +19,6 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.context import AppContext
 from bot.features import Background, Feature
-from bot.messages import Accepted, Inbound
 from bot.metrics import Metrics
 from bot.pipeline import delivery, inbox
 from bot.pipeline.dispatcher import Dispatcher
@@ -31,7 +30,7 @@ from reminders.calendar import load_calendar
 from reminders.jobs import JobQueue
 from reminders.ladders import load_ladders
 from reminders.timers import Timers, sweep_timers
-from storage.db import create_engine, session_factory, upgrade
+from storage.db import create_engine, is_sqlite, session_factory, upgrade
 
 TIMERS_JOB = "timers.sweep"
 
@@ -39,9 +38,7 @@ TIMERS_JOB = "timers.sweep"
 def build_channels(app: AppContext) -> dict[str, Channel]:
     """The enabled channels; each is given the inbox's ``accept`` to ingest with (channels never import the inbox)."""
 
-    async def ingest(msg: Inbound) -> Accepted:
-        return await inbox.accept(app, msg)
-
+    ingest = inbox.Ingestor(app).accept
     channels: dict[str, Channel] = {}
     if app.config.local.enabled:
         from bot.channels.local import LocalChannel
@@ -74,11 +71,19 @@ def build_router(app: AppContext, features: Sequence[Feature]) -> Router:
 class Runtime:
     def __init__(self, config: Config, features: Sequence[Feature], *, clock: Clock | None = None) -> None:
         engine = create_engine(config.database.url, echo=config.database.echo, pool_size=config.database.pool_size)
+        # Connections reserved for acknowledgements, so storing a callback never queues behind handler
+        # work. On SQLite (one writer) the ingest connection does not use the busy handler, which sleeps
+        # in growing steps: the inbox retries a locked database itself in millisecond steps.
+        self._ingest_engine = create_engine(
+            config.database.url, echo=config.database.echo, pool_size=config.database.ingest_pool_size,
+            busy_timeout_ms=0 if is_sqlite(config.database.url) else 30_000,
+        )
         calendar = load_calendar(config.calendar.dir or None)
         self.app = AppContext(
             config=config,
             engine=engine,
             sessions=session_factory(engine),
+            ingest_sessions=session_factory(self._ingest_engine),
             clock=clock or Clock(),
             metrics=Metrics(),
             services=Services(config),
@@ -163,6 +168,7 @@ class Runtime:
             await channel.stop()
         self.app.services.close()
         await self.app.engine.dispose()
+        await self._ingest_engine.dispose()
 
     async def __aenter__(self) -> Runtime:
         return self

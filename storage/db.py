@@ -33,7 +33,7 @@ def _prepare_sqlite_file(url: str) -> None:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 5, busy_timeout_ms: int = 30_000) -> AsyncEngine:
     """Create an async engine; on SQLite turn on WAL and serialise writers.
 
     SQLite has one writer at a time. Within a process, one pooled connection queues
@@ -42,11 +42,15 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
     Across processes (``genjin chat`` beside ``serve``) transactions start with BEGIN
     IMMEDIATE, so they wait on the busy timeout rather than deadlock on lock upgrade.
     Code must therefore never hold two sessions at once on SQLite.
+
+    ``busy_timeout_ms=0`` is for a connection whose caller retries a locked database
+    itself, in short asynchronous steps (the acknowledgement path), instead of letting
+    SQLite's busy handler sleep in its growing steps.
     """
     if is_sqlite(url):
         _prepare_sqlite_file(url)
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+            url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000}, pool_size=1, max_overflow=0, pool_timeout=60
         )
         sync_engine = engine.sync_engine
 
@@ -57,7 +61,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.close()
 
         @event.listens_for(sync_engine, "begin")
@@ -66,6 +70,11 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
 
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def is_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the write lock (retry shortly)."""
+    return "database is locked" in str(exc)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

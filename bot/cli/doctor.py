@@ -157,7 +157,13 @@ def check_speech(config: Config) -> Check:
     """The assembled bundled model (size + sha256, as ``nlp.speech.weights`` pins it), without loading it."""
     from bot.services import speech_config
     from nlp.speech.service import BUNDLED_NAMES
-    from nlp.speech.weights import MODEL_NAME, MODEL_SHA256, default_cache_dir, is_assembled, sha256_file
+    from nlp.speech.weights import (
+        MODEL_NAME,
+        MODEL_SHA256,
+        default_cache_dir,
+        is_assembled,
+        sha256_file,
+    )
 
     speech = speech_config(config.speech)
     if speech.model is not None and str(speech.model) not in BUNDLED_NAMES:
@@ -179,7 +185,11 @@ def check_speech(config: Config) -> Check:
 
 async def check_wecom(config: Config) -> Check:
     """A real gettoken against ``[wecom] api_base``: the only proof corp id + secret + IP allow-list work."""
-    from bot.channels.wecom_client import WeComApiError, WeComClient, WeComTransportError
+    from bot.channels.wecom_client import (
+        WeComApiError,
+        WeComClient,
+        WeComTransportError,
+    )
 
     cfg = config.wecom
     if not cfg.enabled:

@@ -80,6 +80,7 @@ class Dispatcher:
             person = await find_person(session, row.platform, row.sender)
         prepared = await self.prepare(app, msg) if person is not None else msg
 
+        await app.ingest_idle.wait()  # acknowledgements first (see bot.pipeline.inbox.Ingestor)
         now = app.clock.now()
         async with app.sessions() as session:
             async with session.begin():

@@ -11,24 +11,25 @@ message's question.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_
+from sqlalchemy.exc import OperationalError
 
 from bot.context import AppContext
 from bot.messages import Accepted, Inbound, Kind, bounded_key
 from storage.claims import claim_rows
-from storage.db import insert_for
+from storage.db import insert_for, is_locked
 from storage.models import InboxRow
 
 UNFINISHED = ("pending", "processing")
 
 
-async def accept(app: AppContext, msg: Inbound) -> Accepted:
-    """Persist ``msg`` unless it was seen before. Safe to call from many nodes at once."""
-    now = app.clock.now()
-    values = {
+def _values(msg: Inbound, now: datetime) -> dict[str, Any]:
+    return {
         "platform": msg.platform,
         "message_id": bounded_key(msg.message_id),
         "sender": msg.sender[:128],
@@ -51,17 +52,107 @@ async def accept(app: AppContext, msg: Inbound) -> Accepted:
         "error": "",
         "received_at": now,
     }
+
+
+async def store(app: AppContext, messages: Sequence[Inbound]) -> list[Accepted]:
+    """Persist ``messages`` in ONE transaction; redeliveries (also within the batch) are recognised.
+
+    Safe to call from many nodes at once: the unique key (platform, message id) and
+    ``ON CONFLICT DO NOTHING`` decide which copy is the first.
+    """
+    now = app.clock.now()
+    rows = [_values(msg, now) for msg in messages]
     insert = insert_for(app.engine.dialect.name)
-    stmt = insert(InboxRow).values(**values).on_conflict_do_nothing(index_elements=["platform", "message_id"])
-    async with app.sessions() as session:
-        async with session.begin():
-            inbox_id = await session.scalar(stmt.returning(InboxRow.id))
-    if inbox_id is None:
-        app.metrics.duplicates.labels(msg.platform).inc()
-        return Accepted(None, duplicate=True)
-    app.metrics.inbound.labels(msg.platform, msg.kind.value).inc()
-    app.inbox_wakeup.set()
-    return Accepted(inbox_id, duplicate=False)
+    stmt = (
+        insert(InboxRow)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["platform", "message_id"])
+        .returning(InboxRow.id, InboxRow.platform, InboxRow.message_id)
+    )
+    stored = await _insert(app, stmt)
+    results: list[Accepted] = []
+    for msg, values in zip(messages, rows):
+        inbox_id = stored.pop((values["platform"], values["message_id"]), None)  # the first copy takes the row
+        if inbox_id is None:
+            app.metrics.duplicates.labels(msg.platform).inc()
+            results.append(Accepted(None, duplicate=True))
+        else:
+            app.metrics.inbound.labels(msg.platform, msg.kind.value).inc()
+            results.append(Accepted(inbox_id, duplicate=False))
+    if any(not r.duplicate for r in results):
+        app.inbox_wakeup.set()
+    return results
+
+
+LOCK_RETRY_SECONDS = 0.002
+LOCK_GIVE_UP_SECONDS = 30.0
+
+
+async def _insert(app: AppContext, stmt: Any) -> dict[tuple[str, str], int]:
+    """Run the batch insert; a locked SQLite database is retried in short steps (see :func:`storage.db.create_engine`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOCK_GIVE_UP_SECONDS
+    while True:
+        try:
+            async with app.ingest_sessions() as session:
+                async with session.begin():
+                    return {(platform, key): row_id for row_id, platform, key in (await session.execute(stmt)).all()}
+        except OperationalError as exc:
+            if not is_locked(exc) or loop.time() > deadline:
+                raise
+            await asyncio.sleep(LOCK_RETRY_SECONDS)
+
+
+async def accept(app: AppContext, msg: Inbound) -> Accepted:
+    """Persist one message unless it was seen before (the local chat, tests; channels use :class:`Ingestor`)."""
+    return (await store(app, [msg]))[0]
+
+
+class Ingestor:
+    """Group commit for the acknowledgement path: callbacks arriving together are stored in one transaction.
+
+    Each caller still gets its answer only after its row is committed (store first, then
+    acknowledge), but a burst of callbacks shares one write instead of queueing one
+    transaction each behind the single SQLite writer. It uses its own connection
+    (``app.ingest_sessions``), and while callbacks wait, ``app.ingest_idle`` is cleared so
+    this node's handlers do not start new write transactions: on SQLite the acknowledgement
+    gets the write lock next instead of starving behind back-to-back handler work.
+    """
+
+    def __init__(self, app: AppContext, max_batch: int = 200) -> None:
+        self._app = app
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Inbound, asyncio.Future[Accepted]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def accept(self, msg: Inbound) -> Accepted:
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((msg, future))
+        self._app.ingest_idle.clear()  # handlers hold back new write transactions until this is stored
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            await self._drain_all()
+        finally:
+            if not self._waiting:
+                self._app.ingest_idle.set()
+
+    async def _drain_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            try:
+                results = await store(self._app, [msg for msg, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch hears it (and WeCom retries)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
 
 
 def row_to_inbound(row: InboxRow) -> Inbound:

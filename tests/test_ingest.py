@@ -1,0 +1,43 @@
+"""Group commit on the acknowledgement path: every caller hears back only after its row is committed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.pipeline import inbox
+from storage.models import InboxRow
+from tests.harness import Harness
+
+
+async def _count(h: Harness) -> int:
+    async with h.app.sessions() as session:
+        return int(await session.scalar(select(func.count(InboxRow.id))) or 0)
+
+
+async def test_a_burst_is_stored_together_and_each_caller_gets_its_own_answer(harness: Harness) -> None:
+    ingestor = inbox.Ingestor(harness.app)
+    messages = [harness.message("zhangwei", f"第{i}条", msg_id=f"burst-{i % 40}") for i in range(60)]
+    results = await asyncio.gather(*(ingestor.accept(m) for m in messages))
+    assert sum(not r.duplicate for r in results) == 40  # 20 ids came twice: the first copy is stored
+    assert len({r.inbox_id for r in results if not r.duplicate}) == 40
+    assert all(results[i].duplicate for i in range(40, 60))
+    assert await _count(harness) == 40
+    assert harness.app.ingest_idle.is_set()
+
+
+async def test_a_failed_write_is_nobodys_ack(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingestor = inbox.Ingestor(harness.app)
+
+    async def broken(app, stmt):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(inbox, "_insert", broken)
+    calls = [ingestor.accept(harness.message("lina", f"m{i}")) for i in range(5)]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert harness.app.ingest_idle.is_set()  # handlers are not held back forever
+    monkeypatch.undo()
+    assert not (await ingestor.accept(harness.message("lina", "again"))).duplicate
