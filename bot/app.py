@@ -14,13 +14,14 @@ from bot.runtime import Runtime
 
 
 def features() -> list[Feature]:
-    from handlers import accounts, buttons, fallback, notes, playbook, tasks
+    from handlers import accounts, buttons, fallback, notes, playbook, reports, tasks
 
     return [
         playbook.feature,  # #tags first: talk tracks, #帮助; other features' tags are SKIPped
         buttons.feature,  # a click is redispatched as its typed command
         tasks.feature,  # 完成 / 推迟 / #待办
         accounts.feature,  # #客户
+        reports.feature,  # #团队 #漏斗 #健康 #审计 #看板, and questions (never filed as notes), weekly digest
         notes.feature,  # corrections, pending answers, then new notes
         fallback.feature,
     ]
