@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.features import Feature
 from bot.runtime import Runtime
+from bot.web import WebRoutes
 
 
 def features() -> list[Feature]:
@@ -27,5 +28,12 @@ def features() -> list[Feature]:
     ]
 
 
+def web_routes() -> list[WebRoutes]:
+    """HTTP surfaces beyond channels, /healthz and /metrics: the read-only dashboard under /dash/."""
+    from bot import dashboard
+
+    return [dashboard.setup]
+
+
 def build_runtime(config: Config, *, clock: Clock | None = None) -> Runtime:
-    return Runtime(config, features(), clock=clock)
+    return Runtime(config, features(), clock=clock, web_routes=web_routes())

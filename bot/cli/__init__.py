@@ -169,7 +169,7 @@ Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg
 
 def _topic_commands() -> list[Register]:
     """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
-    from bot.cli import calendar, doctor, nlp, outbox, playbook, speech
+    from bot.cli import calendar, digest, doctor, nlp, outbox, playbook, speech
 
     return [
         nlp.register_commands,
@@ -178,6 +178,7 @@ def _topic_commands() -> list[Register]:
         calendar.register_commands,
         outbox.register_commands,
         doctor.register_commands,
+        digest.register_commands,
     ]
 
 
