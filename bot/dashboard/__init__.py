@@ -51,7 +51,7 @@ def _page(title: str, person: Person, body: str, status: int = 200) -> web.Respo
     nav = ('<a href="/dash/">总览</a><a href="/dash/deals">商机</a><a href="/dash/reps">人员</a>'
            f'<span>{E(person.name)}</span>')
     doc = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-           f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+           f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,">'
            f'<title>{E(title)} · 跟进看板</title><style>{CSS}</style></head>'
            f'<body><header><b>跟进看板</b>{nav}</header><main><h1>{E(title)}</h1>{body}</main></body></html>')
     return web.Response(text=doc, content_type="text/html", charset="utf-8", status=status,
