@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.features import Feature
 from bot.runtime import Runtime
+from bot.web import WebRoutes
 
 
 def features() -> list[Feature]:
@@ -21,6 +22,7 @@ def features() -> list[Feature]:
         fallback,
         notes,
         playbook,
+        reports,
         tasks,
     )
 
@@ -30,10 +32,18 @@ def features() -> list[Feature]:
         tasks.feature,  # 完成 / 推迟 / #待办
         accounts.feature,  # #客户
         escalations.feature,  # 跟进中/稍后提醒/改派/暂停 E12, #预警 #卡单 #逾期, #回款 … 已到账; stalled-deal and receivable ladders
+        reports.feature,  # #团队 #漏斗 #健康 #审计 #看板, and questions (never filed as notes), weekly digest
         notes.feature,  # corrections, pending answers, then new notes
         fallback.feature,
     ]
 
 
+def web_routes() -> list[WebRoutes]:
+    """HTTP surfaces beyond channels, /healthz and /metrics: the read-only dashboard under /dash/."""
+    from bot import dashboard
+
+    return [dashboard.setup]
+
+
 def build_runtime(config: Config, *, clock: Clock | None = None) -> Runtime:
-    return Runtime(config, features(), clock=clock)
+    return Runtime(config, features(), clock=clock, web_routes=web_routes())

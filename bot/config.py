@@ -185,6 +185,19 @@ class DingTalkConfig(_Section):
     max_media_bytes: int = Field(20 * 1024 * 1024, ge=1024)
 
 
+class DashboardConfig(_Section):
+    secret: str = Field("", description="HMAC key for dashboard links and sessions (GENJIN_DASHBOARD_SECRET); empty = dashboard off")
+    base_url: str = Field("", description="public URL the links start with (e.g. https://genjin.example.com); default http://host:port")
+    link_minutes: float = Field(10, gt=0, le=24 * 60, description="how long a #看板 link may be opened (once)")
+    session_hours: float = Field(8, gt=0, le=24 * 30, description="how long the session cookie it becomes lasts")
+
+
+class ReportsConfig(_Section):
+    digest_at: str = Field("08:45", description="local time of the weekly digest on the first working day of the ISO week")
+    health_at: str = Field("02:30", description="local time of the nightly health recomputation")
+    refresh_seconds: float = Field(300, ge=5, description="how often deals whose inputs changed are re-scored")
+
+
 class Config(_Section):
     timezone: str = "Asia/Shanghai"
     server: ServerConfig = ServerConfig()
@@ -202,6 +215,8 @@ class Config(_Section):
     local: LocalChannelConfig = LocalChannelConfig()
     wecom: WeComConfig = WeComConfig()
     dingtalk: DingTalkConfig = DingTalkConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @field_validator("timezone")
     @classmethod

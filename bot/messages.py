@@ -7,6 +7,7 @@ types, so a feature written once works on every channel.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,31 @@ class Inbound:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_IMAGE_BYTES = 1_500_000  # WeCom takes images up to 2 MB; the bytes travel base64-encoded in the outbox payload
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image attachment (a PNG chart). ``alt`` is the text sent instead when the image cannot be."""
+
+    data: bytes
+    name: str = "chart.png"
+    alt: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("an image needs bytes")
+        if len(self.data) > MAX_IMAGE_BYTES:
+            raise ValueError(f"image larger than {MAX_IMAGE_BYTES} bytes")
+
+    def to_payload(self) -> dict[str, str]:
+        return {"b64": base64.b64encode(self.data).decode("ascii"), "name": self.name, "alt": self.alt}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Image:
+        return cls(base64.b64decode(payload["b64"]), name=payload.get("name", "chart.png"), alt=payload.get("alt", ""))
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """Something to send: plain text or a card, optionally to someone else than the sender.
@@ -71,10 +97,11 @@ class Reply:
     to: str | None = None
     update_token: str = ""
     tag: str = ""
+    image: Image | None = None  # sent after the text/card (a chart); ``image.alt`` is the fallback text
 
     def __post_init__(self) -> None:
-        if not self.text and self.card is None:
-            raise ValueError("a reply needs text or a card")
+        if not self.text and self.card is None and self.image is None:
+            raise ValueError("a reply needs text, a card or an image")
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text}
@@ -84,6 +111,8 @@ class Reply:
             payload["update_token"] = self.update_token
         if self.tag:
             payload["tag"] = self.tag
+        if self.image is not None:
+            payload["image"] = self.image.to_payload()
         return payload
 
     @classmethod
@@ -94,6 +123,7 @@ class Reply:
             card=card,
             update_token=payload.get("update_token", ""),
             tag=payload.get("tag", ""),
+            image=Image.from_payload(payload["image"]) if payload.get("image") else None,
         )
 
 

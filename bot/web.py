@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -15,6 +15,8 @@ from storage.db import ping
 APP_KEY = web.AppKey("genjin", AppContext)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WebRoutes = Callable[[AppContext, web.Application], None]
+"""Extra routes the composition root mounts (the dashboard); the runtime does not know what they are."""
 
 
 @web.middleware
@@ -82,11 +84,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"X-Metrics": "prometheus"})
 
 
-def create_web_app(app: AppContext) -> web.Application:
+def create_web_app(app: AppContext, extra: Sequence[WebRoutes] = ()) -> web.Application:
     web_app = web.Application(client_max_size=app.config.server.max_body_bytes, middlewares=[_errors])
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     for channel in app.channels.values():
         channel.setup_routes(web_app)
+    for mount in extra:
+        mount(app, web_app)
     return web_app

@@ -124,7 +124,10 @@ class Contact(Base):
 
 class Opportunity(Base):
     __tablename__ = "opportunities"
-    __table_args__ = (Index("ix_opportunities_owner_account", "owner_id", "account_id"),)
+    __table_args__ = (
+        Index("ix_opportunities_owner_account", "owner_id", "account_id"),
+        Index("ix_opportunities_status_owner", "status", "owner_id"),
+    )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
@@ -138,6 +141,7 @@ class Opportunity(Base):
 
 class Note(Base):
     __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_author_created", "author_id", "created_at"),)
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id"), unique=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
@@ -378,7 +382,7 @@ class Timer(Base):
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"), Index("ix_audit_at", "entity", "at"))
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     entity: Mapped[str] = mapped_column(String(32))
@@ -388,6 +392,59 @@ class AuditLog(Base):
     new: Mapped[str | None] = mapped_column(Text)
     note_id: Mapped[int | None] = mapped_column(ForeignKey("notes.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HealthSnapshot(Base):
+    """One day's health score of an opportunity or an account (``subject_type``), with its penalties.
+
+    Written by the nightly job and whenever a deal's inputs changed since its last snapshot;
+    "change since last week" compares with the latest snapshot at least seven days older.
+    ``stage``/``status``/``amount``/``owner_id`` are copied so week-over-week figures need no replay.
+    """
+
+    __tablename__ = "health_snapshots"
+    __table_args__ = (
+        UniqueConstraint("subject_type", "subject_id", "day"),
+        Index("ix_health_snapshots_day", "day", "subject_type"),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(16))  # opportunity | account
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[date] = mapped_column(Date)
+    score: Mapped[int] = mapped_column(Integer)
+    band: Mapped[str] = mapped_column(String(8))  # good | watch | risk
+    penalties: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{code, points, text}]
+    owner_id: Mapped[int | None] = mapped_column(BigInteger)
+    stage: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DigestMark(Base):
+    """That one person's weekly digest was produced (``key`` = digest:<ISO week>:<person key>).
+
+    Inserted ON CONFLICT DO NOTHING in the transaction that writes the digest's outbox rows, so
+    however many nodes run the job, each person gets one digest per week.
+    """
+
+    __tablename__ = "digest_marks"
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    key: Mapped[str] = mapped_column(String(191), unique=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    week: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DashboardLink(Base):
+    """A signed dashboard link's nonce: one use across all nodes (``used_at`` set by a conditional UPDATE)."""
+
+    __tablename__ = "dashboard_links"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DialogState(Base):

@@ -37,6 +37,8 @@ def render_reply(out: Outbound) -> str:
         parts.append(out.reply.text)
     if out.reply.card is not None:
         parts.append(render_text(out.reply.card))
+    if out.reply.image is not None:
+        parts.append(f"[图片 {out.reply.image.name}] {out.reply.image.alt}".rstrip())
     return "\n".join(parts)
 
 

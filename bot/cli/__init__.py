@@ -169,7 +169,7 @@ Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg
 
 def _topic_commands() -> list[Register]:
     """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
-    from bot.cli import calendar, doctor, nlp, outbox, payments, playbook, speech
+    from bot.cli import calendar, digest, doctor, nlp, outbox, payments, playbook, speech
 
     return [
         nlp.register_commands,
@@ -179,6 +179,7 @@ def _topic_commands() -> list[Register]:
         outbox.register_commands,
         doctor.register_commands,
         payments.register_commands,
+        digest.register_commands,
     ]
 
 

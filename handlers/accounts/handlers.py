@@ -1,7 +1,8 @@
 """``#客户 华山医院``: one hospital at a glance — stage, amount, latest notes, open to-dos.
 
-Alias-aware ("市一院" finds 市第一人民医院). Reps see their own opportunities and notes;
-managers, sales ops and admins see everyone's, because they coach across the team.
+Alias-aware ("市一院" finds 市第一人民医院). What the asker sees comes from their
+:class:`storage.scope.Scope`: reps their own deals and notes, managers their team and
+sub-teams, directors/sales ops/admins everyone's, finance the deals with receivables.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from handlers.common.dates import local_now
 from handlers.common.format import money, stage_label
 from handlers.tasks.service import OPEN
 from storage.models import Account, Opportunity, Person, Task
+from storage.scope import scope_for
 
 ACCOUNT_RX = r"^[#＃]\s*(?:客户|医院)\s*(.*)$"
-SEES_ALL = ("manager", "sales_ops", "admin")
 
 
 
@@ -62,12 +63,13 @@ async def _my_accounts(app: AppContext, hc: HandlerContext) -> Reply:
 
 
 async def account_card(app: AppContext, hc: HandlerContext, account: Account) -> Card:
-    owner_filter = None if hc.person.role in SEES_ALL else hc.person.id
+    scope = await scope_for(hc.session, hc.person)
+    own_only = scope.people == frozenset({hc.person.id})
     tz = app.config.tz
     fields: list[CardField] = []
-    opps = await account_opportunities(hc.session, account.id, owner_id=owner_filter)
+    opps = await account_opportunities(hc.session, account.id, scope=scope)
     for opp in opps[:3]:
-        owner = await hc.session.get(Person, opp.owner_id) if owner_filter is None else None
+        owner = await hc.session.get(Person, opp.owner_id) if not own_only else None
         label = stage_label(app, opp.stage) or "未定阶段"
         if opp.status != OPEN:
             label += "（已关闭）"
@@ -79,12 +81,12 @@ async def account_card(app: AppContext, hc: HandlerContext, account: Account) ->
     if account.aliases:
         fields.append(CardField("别名", "、".join(account.aliases)))
     blocks: list[str] = []
-    notes = await account_notes(hc.session, account.id, author_id=owner_filter, limit=3)
+    notes = await account_notes(hc.session, account.id, scope=scope, limit=3)
     if notes:
         blocks.append("最近跟进：")
     for note in notes:
         at = note.created_at.astimezone(tz)
-        author = await hc.session.get(Person, note.author_id) if owner_filter is None else None
+        author = await hc.session.get(Person, note.author_id) if not own_only else None
         text = (note.raw_text or note.transcript or "").strip().replace("\n", " ")
         if len(text) > 40:
             text = text[:40] + "…"
@@ -131,8 +133,8 @@ def router(app: AppContext) -> Router:
             elif candidates:
                 names = "、".join(a.name for a in candidates)
                 return Reply(text=f"“{name}”对应多家医院：{names}。请写全称再查。")
-        if found is None:
-            return Reply(text=f"没有找到“{name}”的跟进记录。")
+        if found is None or not await (await scope_for(hc.session, hc.person)).can_see_account(hc.session, found.id):
+            return Reply(text=f"没有找到“{name}”的跟进记录。")  # another team's hospital is not revealed either
         return Reply(card=await account_card(app, hc, found), tag="account")
 
     return r

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.audit import audit
 from storage.db import insert_unique
 from storage.models import Account, Contact, Note, Opportunity
+from storage.scope import Scope
 
 OPEN = "open"
 
@@ -112,16 +113,11 @@ async def resolve_contact(
         contact.department = department[:64]
     return contact
 
-async def account_notes(
-    session: AsyncSession, account_id: int, *, author_id: int | None, limit: int = 3
-) -> list[Note]:
-    stmt = select(Note).where(Note.account_id == account_id, Note.deleted_at.is_(None))
-    if author_id is not None:
-        stmt = stmt.where(Note.author_id == author_id)
+async def account_notes(session: AsyncSession, account_id: int, *, scope: Scope, limit: int = 3) -> list[Note]:
+    """The latest notes on an account that ``scope`` may read (storage-level: others are never loaded)."""
+    stmt = select(Note).where(Note.account_id == account_id, Note.deleted_at.is_(None), scope.notes())
     return list((await session.scalars(stmt.order_by(Note.id.desc()).limit(limit))).all())
 
-async def account_opportunities(session: AsyncSession, account_id: int, *, owner_id: int | None) -> list[Opportunity]:
-    stmt = select(Opportunity).where(Opportunity.account_id == account_id)
-    if owner_id is not None:
-        stmt = stmt.where(Opportunity.owner_id == owner_id)
+async def account_opportunities(session: AsyncSession, account_id: int, *, scope: Scope) -> list[Opportunity]:
+    stmt = select(Opportunity).where(Opportunity.account_id == account_id, scope.opportunities())
     return list((await session.scalars(stmt.order_by(Opportunity.status != OPEN, Opportunity.id.desc()))).all())
