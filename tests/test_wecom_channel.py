@@ -545,3 +545,27 @@ async def test_card_task_ids_survive_a_database_reset_and_40058_reissues(rig: Ri
     ids = [m["template_card"]["task_id"] for m in rig.emu.sent if m["msgtype"] == "template_card"]
     assert len(ids) == len(set(ids)) == 3
     assert 40058 in [c.errcode for c in rig.emu.calls_to(SEND)]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+async def test_a_chart_is_uploaded_and_sent_as_an_image(rig: Rig) -> None:
+    from bot.messages import Image
+
+    await push(rig, Reply(text="本周漏斗", image=Image(PNG, name="funnel.png", alt="漏斗：初步接触 3，招标 2")))
+    await eventually(lambda: len(rig.emu.sent_to("ZhangWei")) == 2)
+    text, image = rig.emu.sent_to("ZhangWei")
+    assert text["msgtype"] == "text" and image["msgtype"] == "image"
+    assert rig.emu.uploads[image["image"]["media_id"]] == PNG
+
+
+async def test_a_failed_upload_sends_the_charts_text_instead(rig: Rig) -> None:
+    from bot.messages import Image
+
+    rig.emu.fail_next(1, errcode=40009, path="/cgi-bin/media/upload")
+    await push(rig, Reply(image=Image(PNG, alt="漏斗：初步接触 3，招标 2")))
+    await eventually(lambda: bool(rig.emu.sent_to("ZhangWei")))
+    [fallback] = rig.emu.sent_to("ZhangWei")
+    assert fallback["msgtype"] == "text" and "漏斗：初步接触 3" in fallback["text"]["content"]
+    assert rig.emu.uploads == {}

@@ -227,7 +227,21 @@ class WeComChannel:
             if out.recipient in str(data.get("invaliduser") or "").split("|"):
                 raise PermanentFailure(f"WeCom says {out.recipient!r} is not a member the app can reach (invaliduser)")
 
-        await self._parts.send(out.id, self.render(out), out.recipient, post, check)
+        bodies = self.render(out)
+        if out.reply.image is not None:
+            bodies.append(await self._image_body(out))
+        await self._parts.send(out.id, bodies, out.recipient, post, check)
+
+    async def _image_body(self, out: Outbound) -> dict[str, Any]:
+        """Upload the chart and send it as an image message; if the upload fails, its text instead."""
+        image = out.reply.image
+        assert image is not None
+        try:
+            media_id = await self.client.upload_media(image.data, kind="image", filename=image.name)
+        except (WeComApiError, WeComTransportError) as exc:
+            self._log.warning("wecom.image_upload_failed", outbox_id=out.id, reason=str(exc))
+            return text_messages(image.alt or "（图表暂时无法显示）")[0]
+        return {"msgtype": "image", "image": {"media_id": media_id}}
 
     async def _update_card(self, out: Outbound) -> None:
         """Consume the one-time response_code: replace the clicked button's text, or the card."""

@@ -203,6 +203,34 @@ class WeComClient:
     async def update_template_card(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.call("/cgi-bin/message/update_template_card", payload)
 
+    async def upload_media(self, data: bytes, *, kind: str, filename: str) -> str:
+        """Upload temporary media (``media/upload``, multipart field ``media``); returns its media_id."""
+        path = "/cgi-bin/media/upload"
+        for attempt in range(2):
+            token = await self.access_token()
+            form = aiohttp.FormData()
+            form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+            try:
+                async with self.session.post(self.api_base + path, params={"access_token": token, "type": kind}, data=form) as resp:
+                    body = await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise WeComTransportError(f"{path}: {type(exc).__name__}: {exc}") from None
+            if status >= 500:
+                raise WeComTransportError(f"{path}: HTTP {status}")
+            try:
+                answer = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise WeComTransportError(f"{path}: HTTP {status}, body is not JSON") from None
+            code = _errcode(answer)
+            if code in TOKEN_ERRORS and attempt == 0:
+                self.invalidate(token)
+                continue
+            if code != 0:
+                raise WeComApiError(code, str(answer.get("errmsg", "")), path)
+            return str(answer["media_id"])
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def get_media(self, media_id: str) -> Media:
         """Download temporary media. WeCom answers errors as JSON with HTTP 200, so look."""
         path = "/cgi-bin/media/get"

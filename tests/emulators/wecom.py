@@ -111,6 +111,7 @@ class WeComEmulator:
         self.gettoken_calls = 0
         self.calls: list[Call] = []
         self.sent: list[dict[str, Any]] = []
+        self.uploads: dict[str, bytes] = {}
         self.updates: list[dict[str, Any]] = []
         self.robot_sent: list[tuple[str, dict[str, Any]]] = []
         self.response_codes: dict[str, ResponseCode] = {}
@@ -135,6 +136,7 @@ class WeComEmulator:
         app.router.add_post("/cgi-bin/message/send", self._message_send)
         app.router.add_post("/cgi-bin/message/update_template_card", self._update_card)
         app.router.add_get("/cgi-bin/media/get", self._media_get)
+        app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         app.router.add_post("/cgi-bin/webhook/send", self._webhook_send)
         return app
 
@@ -355,6 +357,10 @@ class WeComEmulator:
                 return self._answer(path, 44004)
             if len(content.encode()) > MARKDOWN_MAX_BYTES:
                 record["_truncated"] = True
+        elif msgtype == "image":
+            media_id = (data.get("image") or {}).get("media_id")
+            if media_id not in self.uploads:
+                return self._answer(path, 40007, "invalid media_id")
         elif msgtype == "template_card":
             card = data.get("template_card")
             problem = self._validate_card(card)
@@ -369,6 +375,32 @@ class WeComEmulator:
             return self._answer(path, 40058, f"unsupported msgtype {msgtype!r}")
         self.sent.append(record)
         return self._answer(path, 0, **extra)
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        """``media/upload?type=image``: multipart field ``media``; answers a temporary media_id (3 days)."""
+        path = "/cgi-bin/media/upload"
+        injected = self._injected_response(path)
+        if injected is not None:
+            return injected
+        code = self._check_token(request)
+        if code:
+            return self._answer(path, code)
+        kind = request.query.get("type", "")
+        if kind not in ("image", "voice", "video", "file"):
+            return self._answer(path, 40004, "invalid media type")
+        try:
+            form = await request.post()
+        except ValueError:
+            return self._answer(path, 41006, "media data missing")
+        field = form.get("media")
+        if field is None or not hasattr(field, "file"):
+            return self._answer(path, 41006, "media data missing")
+        data = field.file.read()
+        if kind == "image" and (len(data) < 5 or len(data) > 2 * 1024 * 1024):
+            return self._answer(path, 40009, "invalid image size")
+        media_id = "3" + secrets.token_urlsafe(24)
+        self.uploads[media_id] = data
+        return self._answer(path, 0, type=kind, media_id=media_id, created_at=str(int(time.time())))
 
     async def _update_card(self, request: web.Request) -> web.Response:
         path = "/cgi-bin/message/update_template_card"
@@ -452,6 +484,10 @@ class WeComEmulator:
                 return self._answer(path, 44004)
             if len(content.encode()) > ROBOT_MARKDOWN_MAX_BYTES:
                 record["_truncated"] = True
+        elif msgtype == "image":
+            media_id = (data.get("image") or {}).get("media_id")
+            if media_id not in self.uploads:
+                return self._answer(path, 40007, "invalid media_id")
         elif msgtype == "template_card":
             card = data.get("template_card") or {}
             if card.get("card_type") not in ("text_notice", "news_notice"):
