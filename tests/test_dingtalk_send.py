@@ -259,3 +259,27 @@ def test_missing_credentials_name_the_key(tmp_path: Path) -> None:
         build_runtime(make_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", {"dingtalk": {"enabled": True, "client_id": "k"}}))
     assert "dingtalk.client_secret" in str(caught.value) and "GENJIN_DINGTALK_CLIENT_SECRET" in str(caught.value)
     assert "dingtalk.client_id" not in str(caught.value)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+async def test_a_chart_is_uploaded_and_sent_as_an_image(emu: DingTalkEmulator, app_for: Any) -> None:
+    from bot.messages import Image
+
+    channel = app_for({**emu.config(), "mode": "http"}).channels["dingtalk"]
+    await channel.send(out(reply=Reply(text="本周漏斗", image=Image(PNG, alt="漏斗：招标 2"))))
+    text, image = emu.accepted(BATCH)
+    assert text.body["msgKey"] == "sampleText" and image.body["msgKey"] == "sampleImageMsg"
+    assert emu.uploads[param(image)["photoURL"]] == PNG
+
+
+async def test_a_failed_upload_sends_the_charts_text_instead(emu: DingTalkEmulator, app_for: Any) -> None:
+    from bot.messages import Image
+
+    emu.fail_uploads = 1
+    channel = app_for({**emu.config(), "mode": "http"}).channels["dingtalk"]
+    await channel.send(out(reply=Reply(image=Image(PNG, alt="漏斗：招标 2"))))
+    [fallback] = emu.accepted(BATCH)
+    assert fallback.body["msgKey"] == "sampleText" and "漏斗：招标 2" in param(fallback)["content"]
+    assert emu.uploads == {}

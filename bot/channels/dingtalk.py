@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels.base import ChannelHealth, MediaError, PermanentFailure
+from bot.channels.base import ChannelHealth, DeliveryError, MediaError, PermanentFailure
 from bot.channels.dingtalk_client import DingTalkClient, RobotWebhook, WebhookRejected
 from bot.channels.dingtalk_parse import (
     CONVERSATION_GROUP,
@@ -255,14 +255,39 @@ class DingTalkChannel:
         return url
 
     async def send(self, out: Outbound) -> None:
+        if out.reply.text.strip() or out.reply.card is not None:
+            await self._send_reply(out, out.reply)
+        if out.reply.image is not None:
+            await self._send_image(out)
+
+    async def _send_image(self, out: Outbound) -> None:
+        """A chart: uploaded, then an image message; when the upload fails, its text instead."""
+        image = out.reply.image
+        assert image is not None
+        try:
+            media_id = await self.client.upload_media(image.data, kind="image", filename=image.name)
+        except DeliveryError as exc:
+            self._log.warning("dingtalk.image_upload_failed", outbox_id=out.id, reason=exc.reason)
+            await self._send_reply(out, Reply(text=image.alt or "（图表暂时无法显示）"))
+            return
+        msg_param = {"photoURL": media_id}
+        conversation_id = out.context.get(REPLY_OPEN_CONVERSATION)
+        if out.context.get(REPLY_CONVERSATION_TYPE) == CONVERSATION_GROUP and isinstance(conversation_id, str):
+            await self.client.send_to_group(conversation_id, "sampleImageMsg", msg_param)
+        elif out.recipient and not out.recipient.startswith("external:"):
+            await self.client.send_to_users([out.recipient], "sampleImageMsg", msg_param)
+        else:
+            await self._send_reply(out, Reply(text=image.alt or "（图表暂时无法显示）"))
+
+    async def _send_reply(self, out: Outbound, reply: Reply) -> None:
         webhook = self._session_webhook(out)
         if webhook is not None:
             try:
-                await self.client.send_session_webhook(webhook, webhook_payload(out.reply))
+                await self.client.send_session_webhook(webhook, webhook_payload(reply))
                 return
             except WebhookRejected as exc:
                 self._log.info("dingtalk.session_webhook_rejected", outbox_id=out.id, reason=exc.reason)
-        msg_key, msg_param = openapi_message(out.reply)
+        msg_key, msg_param = openapi_message(reply)
         conversation_id = out.context.get(REPLY_OPEN_CONVERSATION)
         if out.context.get(REPLY_CONVERSATION_TYPE) == CONVERSATION_GROUP and isinstance(conversation_id, str):
             await self.client.send_to_group(conversation_id, msg_key, msg_param)

@@ -216,6 +216,34 @@ class DingTalkClient:
 
     # -- media ----------------------------------------------------------------------
 
+    async def upload_media(self, data: bytes, *, kind: str, filename: str) -> str:
+        """Upload media for a message (``oapi /media/upload``, multipart field ``media``); returns its media_id."""
+        what = "media/upload"
+        for attempt in (1, 2):
+            token = await self.access_token(force=attempt == 2)
+            form = aiohttp.FormData()
+            form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+            try:
+                async with self._session().post(
+                    self._cfg.oapi_base + "/media/upload", params={"access_token": token, "type": kind}, data=form
+                ) as resp:
+                    status, raw = resp.status, await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise TemporaryFailure(f"{what}: network error {type(exc).__name__}: {exc}") from None
+            try:
+                answer = json.loads(raw)
+            except ValueError:
+                answer = {}
+            code = answer.get("errcode") if isinstance(answer, dict) else None
+            if code in (40014, 42001) and attempt == 1:
+                continue  # a stale token: fetch a new one and try once more
+            if status >= 500:
+                raise TemporaryFailure(f"{what}: HTTP {status}")
+            if code != 0 or not answer.get("media_id"):
+                raise PermanentFailure(f"{what}: HTTP {status} errcode {code} {answer.get('errmsg', '') if isinstance(answer, dict) else ''}")
+            return str(answer["media_id"])
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def download(self, download_code: str, robot_code: str = "") -> bytes:
         """Exchange a message's downloadCode for its bytes (via the temporary downloadUrl)."""
         body = {"downloadCode": download_code, "robotCode": robot_code or self.robot_code}

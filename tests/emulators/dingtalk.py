@@ -50,11 +50,29 @@ ERRCODE_TOO_FAST = 130101
 MSG_PARAM_FIELDS = {
     "sampleText": ("content",),
     "sampleMarkdown": ("title", "text"),
+    "sampleImageMsg": ("photoURL",),
     "sampleActionCard": ("title", "text", "singleTitle", "singleURL"),
     **{f"sampleActionCard{n}": ("title", "text", *[f"action{k}{i}" for i in range(1, n + 1) for k in ("Title", "URL")]) for n in range(2, 6)},
 }
 BODY = web.RequestKey("dingtalk_emulator_body", object)
 WEBHOOK_TYPES = {"text": ("content",), "markdown": ("title", "text"), "actionCard": ("title", "text")}
+
+
+def _multipart_field(content_type: str, body: bytes, name: str) -> bytes | None:
+    """The bytes of one form field of a multipart body (the body was already read by the middleware)."""
+    import email.parser
+    import email.policy
+
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    if not message.is_multipart():
+        return None
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == name:
+            payload = part.get_payload(decode=True)
+            return payload if isinstance(payload, bytes) else None
+    return None
 
 
 def _sign(timestamp: str, secret: str) -> str:
@@ -120,6 +138,8 @@ class DingTalkEmulator:
         self.known_staff = known_staff
         self.requests: list[Request] = []
         self.tokens: dict[str, float] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.fail_uploads = 0
         self.sessions: dict[str, int] = {}  # session key → expiry (ms since the epoch)
         self.files: dict[str, bytes] = {}
         self.download_urls: dict[str, tuple[bytes, float]] = {}
@@ -149,6 +169,7 @@ class DingTalkEmulator:
         app.router.add_get("/files/{key}", self._file)
         app.router.add_post("/robot/sendBySession", self._session_send)
         app.router.add_post("/robot/send", self._robot_send)
+        app.router.add_post("/media/upload", self._media_upload)
         app.router.add_post("/v1.0/gateway/connections/open", self._open)
         app.router.add_get("/stream", self._stream)
         self._runner = web.AppRunner(app, access_log=None)
@@ -326,6 +347,24 @@ class DingTalkEmulator:
         token = secrets.token_hex(16)
         self.tokens[token] = time.monotonic() + self.token_ttl
         return web.json_response({"accessToken": token, "expireIn": int(self.token_ttl)})
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        """oapi ``media/upload?access_token=…&type=image``: multipart ``media`` → a media_id usable as photoURL."""
+        expires = self.tokens.get(request.query.get("access_token", ""))
+        if expires is None or time.monotonic() >= expires:
+            return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+        if request.query.get("type") not in ("image", "voice", "file", "video"):
+            return web.json_response({"errcode": 40004, "errmsg": "不合法的媒体文件类型"})
+        if self.fail_uploads:
+            self.fail_uploads -= 1
+            return web.json_response({"errcode": 40009, "errmsg": "不合法的图片文件大小"})
+        data = _multipart_field(request.headers.get("Content-Type", ""), await request.read(), "media")
+        if data is None:
+            return web.json_response({"errcode": 41006, "errmsg": "缺少media参数"})
+        media_id = "@lA" + uuid.uuid4().hex
+        self.uploads[media_id] = data
+        return web.json_response({"errcode": 0, "errmsg": "ok", "type": request.query["type"], "media_id": media_id,
+                                  "created_at": int(time.time() * 1000)})
 
     def _authorised(self, request: web.Request) -> web.Response | None:
         token = request.headers.get("x-acs-dingtalk-access-token", "")
