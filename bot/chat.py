@@ -145,7 +145,23 @@ async def _demo_line(app: AppContext, text: str, console: Console, names: dict[s
         await demo.run_jobs()
         if not await wait_outbox_idle(app):
             return "（处理超时，稍后会继续投递）"
-    return f"⏱ 现在是 {_local(app.clock.now(), app)}"
+    return f"⏱ 现在是 {_local(app.clock.now(), app)}" + await _held(app)
+
+
+async def _held(app: AppContext) -> str:
+    """Alerts waiting for their merge window or the next opening: say when they will arrive."""
+    async with app.sessions() as session:
+        count, first = (
+            await session.execute(
+                select(func.count(OutboxRow.id), func.min(OutboxRow.next_attempt_at)).where(
+                    OutboxRow.status == "pending", OutboxRow.merge_key.is_not(None),
+                    OutboxRow.next_attempt_at > app.clock.now(),
+                )
+            )
+        ).one()
+    if not count:
+        return ""
+    return f"（另有 {count} 张提醒卡片在合并等待中，最早 {_local(first, app)[11:16]} 送达）"
 
 
 async def run_chat(
