@@ -16,7 +16,7 @@ from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches
 from handlers.accounts.service import resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
-from handlers.notes.dialog import stage_from_text
+from handlers.notes.dialog import acceptable_hospital, file_under, stage_from_text
 from handlers.notes.dialog_state import clear_pending
 from handlers.notes.extraction import extract, to_draft
 from handlers.notes.service import (
@@ -42,6 +42,8 @@ UNDO = r"^(?:撤销|撤回|撤消|删掉上一条|删除上一条|删了上一�
 STAGE = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:阶段|商机阶段|项目阶段)(?:应该)?(?:改成|改为|改到|调整为|调成|更正为|设为|是|应该是)\s*(.+)$"
 AMOUNT = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:金额|总金额|总价|合同金额|项目金额)(?:应该)?(?:改成|改为|调整为|更正为|是|应该是)\s*(.+)$"
 REDATE = r"^(?:截止|截止日期|日期|时间|下一步)(?:日期|时间)?(?:改成|改为|改到|换到|挪到|调到)\s*(.+)$"
+CONTACT = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:联系人|对接人|客户联系人|联系的人)(?:应该)?(?:改成|改为|换成|调整为|更正为|是|应该是)\s*(.+)$"
+HOSPITAL = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:医院|客户|医院名|客户名)(?:应该)?(?:改成|改为|换成|更正为|是|应该是)\s*(.+)$"
 GENERAL = r"^(?:不对|不是|错了|更正|纠正|说错了)[，,。：:!！\s]+(.{1,16})$"
 
 _MONEY = re.compile(r"([\d.]+|[零〇一二两三四五六七八九十百千]+(?:点[零〇一二两三四五六七八九]+)?)\s*(万|w|W|千|元|块)?")
@@ -186,6 +188,38 @@ def router(app: AppContext) -> Router:
             return Reply(text="没找到可以改期的待办，或没看懂日期（例如“截止改成下周四”）。")
         await clear_pending(hc.session, hc.person.id)
         return Reply(text=answer, tag="note.correct")
+
+    @r.on(matches(CONTACT))
+    async def contact(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        """"联系人改成王主任": the note's main contact, never a new note."""
+        m = re.match(CONTACT, msg.text.strip())
+        assert m is not None
+        rest = m.group(1).strip().strip("，。,.!！")
+        draft = to_draft(extract(app, rest, hc.now), rest)
+        name = draft.contacts[0] if draft.contacts else (rest if 0 < len(rest) <= 8 else "")
+        if not name:
+            return Reply(text="没看懂联系人，请写成“联系人改成王主任”这样。")
+        note = await last_note(hc.session, hc.person.id)
+        if note is None:
+            return Reply(text=NO_NOTE)
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text=await _correct_contact(hc, note, name), tag="note.correct")
+
+    @r.on(matches(HOSPITAL))
+    async def hospital(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        """"医院改成仁济医院": refile the last note (what it changed elsewhere is reverted)."""
+        m = re.match(HOSPITAL, msg.text.strip())
+        assert m is not None
+        rest = m.group(1).strip().strip("，。,.!！")
+        draft = to_draft(extract(app, rest, hc.now), rest)
+        name = draft.account or rest
+        if not acceptable_hospital(app, name):
+            return Reply(text=f"“{name}”不像医院名称，请写成“医院改成复旦大学附属华山医院”这样。")
+        note = await last_note(hc.session, hc.person.id)
+        if note is None:
+            return Reply(text=NO_NOTE)
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text=await file_under(app, hc, note, name), tag="note.correct")
 
     @r.on(matches(GENERAL))
     async def general(msg: Inbound, hc: HandlerContext) -> HandlerResult:
