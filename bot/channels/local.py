@@ -21,7 +21,7 @@ from bot.channels.base import ChannelHealth, MediaError, PermanentFailure
 from bot.channels.limits import BodyError, load_json
 from bot.config import ConfigError, LocalChannelConfig
 from bot.context import AppContext
-from bot.messages import Inbound, Ingest, Kind, Outbound, Platform
+from bot.messages import HELD, Inbound, Ingest, Kind, Outbound, Platform, held_conversation  # noqa: F401 - re-exported
 from cards.render_text import render_text
 
 MAX_TEXT = 4000
@@ -48,8 +48,14 @@ class LocalChannel:
         self._app = app
         self._ingest = ingest
         self._listeners: list[Listener] = []
+        self.holder = ""  # the session this process holds conversations for ("" = none)
         transcript = app.config.local.transcript
         self._transcript = Path(transcript) if transcript else None
+
+    def hold(self, session: str) -> str:
+        """Claim the conversations marked with ``session``: their replies are delivered here only."""
+        self.holder = session
+        return session
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
