@@ -17,7 +17,7 @@ from handlers.accounts.service import resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
 from handlers.notes.dialog import acceptable_hospital, file_under, stage_from_text
-from handlers.notes.dialog_state import clear_pending
+from handlers.notes.dialog_state import CONFIRM_ACCOUNT, clear_pending, load_pending
 from handlers.notes.extraction import extract, to_draft
 from handlers.notes.service import (
     attach_account,
@@ -128,6 +128,13 @@ async def correct_date(app: AppContext, hc: HandlerContext, note: Note | None, r
     return f"✅ 已改期：{task.text}\n截止 {before} → {day_text(task.due_date, task.due_at, app=app, today=today)}"
 
 
+async def _question_answered(hc: HandlerContext) -> None:
+    """A correction closes an open question — except "确认建档吗？", which still waits for yes or a name."""
+    state = await load_pending(hc.session, hc.person.id, hc.now)
+    if state is not None and state.get("kind") != CONFIRM_ACCOUNT:
+        await clear_pending(hc.session, hc.person.id)
+
+
 def router(app: AppContext) -> Router:
     r = Router("notes.corrections")
 
@@ -164,7 +171,7 @@ def router(app: AppContext) -> Router:
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=await correct_stage(app, hc, note, code), tag="note.correct")
 
     @r.on(matches(AMOUNT))
@@ -177,7 +184,7 @@ def router(app: AppContext) -> Router:
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=await correct_amount(app, hc, note, value), tag="note.correct")
 
     @r.on(matches(REDATE))
@@ -186,7 +193,7 @@ def router(app: AppContext) -> Router:
         answer = await correct_date(app, hc, note, msg.text.strip())
         if answer is None:
             return Reply(text="没找到可以改期的待办，或没看懂日期（例如“截止改成下周四”）。")
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=answer, tag="note.correct")
 
     @r.on(matches(CONTACT))
@@ -202,7 +209,7 @@ def router(app: AppContext) -> Router:
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=await _correct_contact(hc, note, name), tag="note.correct")
 
     @r.on(matches(HOSPITAL))
@@ -218,7 +225,7 @@ def router(app: AppContext) -> Router:
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=await file_under(app, hc, note, name), tag="note.correct")
 
     @r.on(matches(GENERAL))
@@ -247,13 +254,16 @@ def router(app: AppContext) -> Router:
         elif draft.account:
             account, _ = await attach_account(hc.session, note, draft.account, actor_id=hc.person.id,
                                               rules=note_rules(app), now=hc.now)
-            update_fields(note, account=draft.account)
+            update_fields(note, account=draft.account, account_pending=None)
             answer = f"✅ 已更正医院：{account.name}。"
+            state = await load_pending(hc.session, hc.person.id, hc.now)
+            if state is not None and state.get("kind") == CONFIRM_ACCOUNT:
+                await clear_pending(hc.session, hc.person.id)
         elif parse_answer_date(app, text, hc.now) is not None:
             answer = "上一条记录没有待办，没法改日期。可以直接说“明天把报价发给王主任”这样新建。"
         else:
             return SKIP
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=answer, tag="note.correct")
 
     return r
