@@ -24,10 +24,10 @@ from typing import TextIO
 
 from sqlalchemy import func, select
 
-from bot.channels.local import LocalChannel, held_conversation
+from bot.channels.local import LocalChannel
 from bot.clock import OffsetClock
 from bot.context import AppContext
-from bot.messages import Inbound, Kind, Outbound
+from bot.messages import Inbound, Kind, Outbound, held_conversation
 from bot.pipeline.inbox import accept
 from reminders.calendar import parse_duration
 from storage.models import InboxRow, OutboxRow, Person

@@ -78,3 +78,15 @@ async def test_undo_keeps_what_other_notes_use(h: Harness) -> None:
     await h.say("yangfan", "撤销")
     assert [a.name for a in await rows(h, Account)] == ["复旦大学附属华山医院"]
     assert len(await rows(h, Opportunity)) == 1 and len(await rows(h, Contact)) == 1
+
+
+async def test_a_new_hospital_named_twice_is_not_asked_about_twice(h: Harness) -> None:
+    [first] = await h.say("liuyang", "今天在阳光医院见了李主任")
+    assert "确认建档吗" in first
+    await h.say("liuyang", "华山医院设备科张科长要了报价，周五前发过去")  # the question is dropped
+    [second] = await h.say("liuyang", "阳光医院李主任说下个月招标，周三前把参数发给他")
+    assert "确认建档吗" not in second and "医院：阳光医院" in second
+    sunny = [a for a in await rows(h, Account) if a.name == "阳光医院"]
+    assert len(sunny) == 1
+    linked = [n for n in await rows(h, Note) if n.account_id == sunny[0].id]
+    assert len(linked) == 2  # the earlier note is filed too

@@ -21,7 +21,7 @@ from bot.channels.base import ChannelHealth, MediaError, PermanentFailure
 from bot.channels.limits import BodyError, load_json
 from bot.config import ConfigError, LocalChannelConfig
 from bot.context import AppContext
-from bot.messages import HELD, Inbound, Ingest, Kind, Outbound, Platform, held_conversation  # noqa: F401 - re-exported
+from bot.messages import Inbound, Ingest, Kind, Outbound, Platform
 from cards.render_text import render_text
 
 MAX_TEXT = 4000

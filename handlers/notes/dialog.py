@@ -163,6 +163,15 @@ def _looks_like_new_note(draft: NoteDraft, field_name: str, note: Note, canonica
     return False
 
 
+def _reports_more(app: AppContext, text: str, draft: NoteDraft, hc: HandlerContext) -> bool:
+    """Whether the message says something besides its next action (a stage or concern of its own)."""
+    if not (draft.stage or draft.concerns):
+        return False
+    rest = text.replace(draft.action_text or "", " ")
+    other = to_draft(extract(app, rest, hc.now), rest)
+    return bool(other.stage or other.concerns)
+
+
 def _bare(value: str) -> str:
     return value.strip().strip("，。,.!！?？~～ ")
 
@@ -403,7 +412,10 @@ def router(app: AppContext) -> Router:
             account = await hc.session.get(Account, note.account_id)
             canon = app.services.lexicon.canonical_account(draft.account)
             same = account is not None and (canon == account.name or draft.account in (account.aliases or []))
-        answers_action = field_name == "next_action" and bool(draft.action_text) and (not draft.account or same)
+        # "下周三前把产品资料和报价发给李主任" answers "下一步打算做什么？" even though 报价 reads as a
+        # stage; "华山医院今天开了院内论证会，下周三前…" reports a new event: a note of its own
+        answers_action = field_name == "next_action" and bool(draft.action_text) and (not draft.account or same) \
+            and not _reports_more(app, msg.text, draft, hc)
         if not answers_action and _looks_like_new_note(draft, field_name, note, same):
             await clear_pending(hc.session, hc.person.id)
             return SKIP

@@ -19,7 +19,13 @@ from cards.model import Button, Card
 from handlers.common.dates import local_now
 from handlers.common.format import day_text, money, stage_label
 from handlers.notes.dialog import ask_next
-from handlers.notes.dialog_state import MISSING, UNFILED, clear_pending, load_pending, set_pending
+from handlers.notes.dialog_state import (
+    MISSING,
+    UNFILED,
+    clear_pending,
+    load_pending,
+    set_pending,
+)
 from handlers.notes.extraction import extract, is_chatter, to_draft
 from handlers.notes.models import NoteDraft
 from handlers.notes.recording import record_and_card

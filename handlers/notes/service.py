@@ -118,6 +118,12 @@ async def last_note(session: AsyncSession, author_id: int) -> Note | None:
         .limit(1)
     )
 
+async def recent_notes(session: AsyncSession, author_id: int, *, limit: int) -> list[Note]:
+    return list((await session.scalars(
+        select(Note).where(Note.author_id == author_id, Note.deleted_at.is_(None)).order_by(Note.id.desc()).limit(limit)
+    )).all())
+
+
 async def note_for_inbox(session: AsyncSession, inbox_id: int) -> Note | None:
     return await session.scalar(select(Note).where(Note.inbox_id == inbox_id))
 
