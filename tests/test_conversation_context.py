@@ -30,6 +30,7 @@ async def test_english_note_becomes_a_real_card(h: Harness) -> None:
     assert note.fields["competitors"] == ["Medtronic"]  # the stored extract keeps it as written
     [task] = await rows(h, Task)
     assert not task.text.endswith(" by") and "quote" in task.text
+    assert task.due_date == date(2026, 11, 27)  # "by Friday", not the "today" of the sentence before
 
 
 async def test_follow_up_attaches_to_the_previous_note(h: Harness) -> None:

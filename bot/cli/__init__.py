@@ -189,7 +189,8 @@ def demo_config(args: argparse.Namespace) -> Config:
 def cmd_demo(args: argparse.Namespace) -> int:
     config = demo_config(args)
     configure_logging("WARNING", config.logging.format)
-    print(f"Genjin demo: database {args.db}, you are {args.user}. 试试：王主任说下个月招标，价格可以谈  或  #帮助", file=sys.stderr)
+    print(f"Genjin demo: database {args.db}, you are {args.user}. 试试：今天去新华医院拜访了钱主任，他让我周五前把报价发给他"
+          f"  ·  #帮助  ·  /as wang_jl  ·  /clock +1d（演示用户和更多试法见 README「演示用户与可以试试的话」）", file=sys.stderr)
     start = _demo_start(args.at, config) if args.at else None
     return asyncio.run(_chat(config, args.user, http=not args.no_http, org=DEMO_ORG, demo_start=start, demo=True))
 
