@@ -85,3 +85,17 @@ async def test_card_shows_the_reps_action_not_the_customers_words(h: Harness) ->
 async def test_products_are_on_the_card(h: Harness) -> None:
     [card] = await h.say("liuyang", "今天在华山医院心内科给刘主任演示了药物洗脱支架和球囊导管，周五前发报价")
     assert "产品：药物洗脱支架、球囊、导管" in card
+
+
+async def test_the_examples_in_friendly_replies_work(h: Harness) -> None:
+    import re
+
+
+    [hello] = await h.say("yangfan", "你好")
+    [example] = re.findall(r"“([^”]+)”", hello)
+    [card] = await h.say("yangfan", example)
+    assert "已记录" in card and "复旦大学附属华山医院" in card
+    banner_example = "今天去新华医院拜访了钱主任，他让我周五前把报价发给他"  # the `genjin demo` banner
+    h.app.clock.advance(__import__("datetime").timedelta(minutes=30))  # type: ignore[attr-defined]
+    [card] = await h.say("yangfan", banner_example)
+    assert "已记录" in card and "下一步：把报价发给" in card and "截止：11月27日" in card
