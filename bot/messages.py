@@ -177,3 +177,14 @@ class MediaError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+# A local conversation held by one process (a running ``genjin chat``) is "<user>#held:<session>":
+# any node may process its messages, but only the node whose local channel holds that session
+# delivers the replies (bot.pipeline.outbox.claim), so a ``genjin serve`` on the same database
+# never swallows what the terminal is waiting for.
+HELD = "#held:"
+
+
+def held_conversation(user: str, session: str) -> str:
+    return f"{user}{HELD}{session}" if session else user

@@ -18,6 +18,7 @@ from .dates import DueDate
 from .lexicon import ActionWords
 from .text import alternation
 
+_SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
 _DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
 # a verb directly followed by experiential 过 reports something done ("跟经理确认过", "聊过");
 # not 过去/过来 (directions), 过一遍/过一下 (a review still to do)
@@ -111,8 +112,9 @@ class ActionDetector:
         for i, (s, e) in enumerate(clauses):
             if is_action[i] or not per_clause[i] or not self._date_only(text, s, e, per_clause[i]):
                 continue
+            ends_sentence = i + 1 < len(clauses) and _SENTENCE_END.search(text, e, clauses[i + 1][0]) is not None
             target = i - 1 if i > 0 and is_action[i - 1] else i + 1 if i + 1 < len(clauses) and is_action[i + 1] \
-                else None
+                and not ends_sentence else None  # "…cardiology today. Dr. Zhang wants…": today is not his date
             if target is not None:
                 per_clause[target] = per_clause[target] + per_clause[i]
         out = []

@@ -117,16 +117,19 @@ async def test_a_new_note_drops_the_pending_question(h: Harness) -> None:
     assert len(notes) == 2 and notes[1].fields["stage"] == "tender"
     opps = {o.account_id: o for o in await rows(h, Opportunity)}
     assert all(o.amount is None for o in opps.values())
-    # the amount question is gone: an amount now is not taken as the old note's answer
-    await h.say("liuyang", "120万")
-    opps = await rows(h, Opportunity)
-    assert all(o.amount is None for o in opps)
+    # the amount question is gone: an amount now is not taken as the old note's answer; it completes
+    # the latest note (a follow-up), and the reply says which one
+    [reply] = await h.say("liuyang", "120万")
+    assert "已补充到 上海交通大学医学院附属仁济医院 的记录" in reply
+    opps = {o.account_id: o for o in await rows(h, Opportunity)}
+    notes = await rows(h, Note)
+    assert len(notes) == 2 and opps[notes[0].account_id].amount is None
 
 
 async def test_chatter_keeps_the_question_open(h: Harness) -> None:
     replies = await h.say("huangli", "瑞金医院的合同已经盖章了")
     assert questions(replies) == ["❓ 金额大概多少？"]
-    assert await h.say("huangli", "好的") == []
+    assert await h.say("huangli", "好的") == ["好的 👌"]
     replies = await h.say("huangli", "一百二十万")
     assert "120万" in replies[0]
     [opp] = await rows(h, Opportunity)

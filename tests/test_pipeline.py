@@ -263,7 +263,7 @@ async def test_concurrent_notes_about_a_new_hospital_create_it_once(make_runtime
     h = Harness(runtime)
     reps = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
     for rep in reps:
-        await inbox.accept(app, h.message(rep, "今天去滨江县第三人民医院设备科拜访了赵科长，下周二前把报价单发过去"))
+        await inbox.accept(app, h.message(rep, "今天去华山医院设备科拜访了赵科长，下周二前把报价单发过去"))
     owned = [(await inbox.claim(app, limit=1))[0] for _ in reps]
     await asyncio.gather(*(runtime.dispatcher.handle(app, row_id, attempt) for row_id, attempt in owned))
     await h.settle()

@@ -50,8 +50,14 @@ class LocalChannel:
         self._app = app
         self._ingest = ingest
         self._listeners: list[Listener] = []
+        self.holder = ""  # the session this process holds conversations for ("" = none)
         transcript = app.config.local.transcript
         self._transcript = Path(transcript) if transcript else None
+
+    def hold(self, session: str) -> str:
+        """Claim the conversations marked with ``session``: their replies are delivered here only."""
+        self.holder = session
+        return session
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)

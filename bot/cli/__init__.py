@@ -38,6 +38,18 @@ def configure_logging(level: str, fmt: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    quiet_libraries()
+
+
+# Libraries that narrate routine work at INFO: every job run ("executed successfully"), every
+# migration context ("Context impl …", "Will assume transactional DDL"), plugin set-up.
+QUIET_LOGGERS = ("apscheduler", "alembic")
+
+
+def quiet_libraries() -> None:
+    """Their warnings and errors still show; their INFO chatter does not drown ours."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -52,7 +64,12 @@ async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await runtime.start()
+    try:
+        await runtime.start()
+    except OSError as exc:  # the port is taken (another genjin?) or the address is wrong
+        await runtime.stop()
+        print(port_busy_message(config.server.host, config.server.port, exc), file=sys.stderr)
+        return 2
     warm = asyncio.create_task(runtime.app.services.warm_up())  # the first memo should not wait for a model load
     print(f"Genjin serving on http://{config.server.host}:{runtime.port}  (Ctrl-C to stop)", file=sys.stderr)
     try:
@@ -63,8 +80,26 @@ async def _serve(config: Config) -> int:
     return 0
 
 
+def with_server(config: Config, host: str | None, port: int | None) -> Config:
+    """``--host`` / ``--port`` override ``[server]`` (and GENJIN_SERVER_HOST / GENJIN_SERVER_PORT)."""
+    data = config.model_dump()
+    if host:
+        data["server"]["host"] = host
+    if port is not None:
+        data["server"]["port"] = port
+    return Config.model_validate(data)
+
+
+def port_busy_message(host: str, port: int, exc: OSError, flag: str = "--port") -> str:
+    reason = exc.strerror or str(exc)
+    hint = f"换一个端口，例如 {flag} {port + 1}" if port else "换一个端口"
+    return (f"无法在 {host}:{port} 上启动 HTTP 服务：{reason}。可能已有一个 genjin 在运行。\n"
+            f"  {hint}（或在配置里设置 [server] port / 环境变量 GENJIN_SERVER_PORT）。\n"
+            f"Cannot listen on {host}:{port} ({reason}); is another genjin running? Try {flag} {port + 1 if port else 'N'}.")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = with_server(_config(args), args.host, args.port)
     configure_logging(config.logging.level, config.logging.format)
     return asyncio.run(_serve(config))
 
@@ -124,7 +159,7 @@ async def _chat(config: Config, user: str, *, http: bool, org: Path | None, demo
         await runtime.start(http=http)
     except OSError as exc:
         await runtime.stop()
-        print(f"无法启动 HTTP 服务（{config.server.host}:{config.server.port}）：{exc.strerror}", file=sys.stderr)
+        print(port_busy_message(config.server.host, config.server.port, exc), file=sys.stderr)
         return 2
     if http:
         print(f"HTTP: http://{config.server.host}:{runtime.port}/healthz", file=sys.stderr)
@@ -154,7 +189,8 @@ def demo_config(args: argparse.Namespace) -> Config:
 def cmd_demo(args: argparse.Namespace) -> int:
     config = demo_config(args)
     configure_logging("WARNING", config.logging.format)
-    print(f"Genjin demo: database {args.db}, you are {args.user}. 试试：王主任说下个月招标，价格可以谈  或  #帮助", file=sys.stderr)
+    print(f"Genjin demo: database {args.db}, you are {args.user}. 试试：今天去新华医院拜访了钱主任，他让我周五前把报价发给他"
+          f"  ·  #帮助  ·  /as wang_jl  ·  /clock +1d（演示用户和更多试法见 README「演示用户与可以试试的话」）", file=sys.stderr)
     start = _demo_start(args.at, config) if args.at else None
     return asyncio.run(_chat(config, args.user, http=not args.no_http, org=DEMO_ORG, demo_start=start, demo=True))
 
@@ -169,7 +205,16 @@ Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg
 
 def _topic_commands() -> list[Register]:
     """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
-    from bot.cli import calendar, digest, doctor, nlp, outbox, payments, playbook, speech
+    from bot.cli import (
+        calendar,
+        digest,
+        doctor,
+        nlp,
+        outbox,
+        payments,
+        playbook,
+        speech,
+    )
 
     return [
         nlp.register_commands,
@@ -188,7 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="TOML config file (default ./genjin.toml if present)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the production server")
+    p = sub.add_parser(
+        "serve",
+        help="run the production server",
+        description=(
+            "Run one Genjin node: the HTTP server (WeCom/DingTalk callbacks, /healthz, /metrics), the inbox and "
+            "outbox workers and the job queue (reminders, timers). Settings come from the config file "
+            "(--config, else ./genjin.toml) and GENJIN_… environment variables; --host and --port override "
+            "[server]. Run `genjin db upgrade` once before the first start and `genjin doctor` to check the set-up."
+        ),
+        epilog="examples:  genjin serve  |  genjin --config /etc/genjin/genjin.toml serve --port 8081  |  "
+               "GENJIN_DATABASE_URL=postgresql+asyncpg://… genjin serve --host 0.0.0.0",
+    )
+    p.add_argument("--host", default=None, help="address to listen on (default [server] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default [server] port, 8080; 0 = any free port)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="demo organisation + HTTP server + local chat as a demo rep")

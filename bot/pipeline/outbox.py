@@ -12,15 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.messages import Reply
+from bot.messages import HELD, Platform, Reply
 from storage.claims import claim_rows
 from storage.models import OutboxRow
 
 UNFINISHED = ("pending", "sending")
+LOCAL = Platform.LOCAL.value
 #: Outbox context key set by ``genjin outbox retry``: the age limit counts from here.
 REQUEUED_AT = "requeued_at"
 
@@ -60,6 +61,15 @@ def backoff(app: AppContext, attempts: int) -> float:
     return float(min(p.outbox_backoff_max, p.outbox_backoff_base * (2 ** max(0, attempts - 1))))
 
 
+def _held_here(row: type[OutboxRow], app: AppContext, enabled: list[str]) -> object:
+    """Local rows of a conversation held by a chat process go to that process only; others to any node."""
+    if LOCAL not in enabled:
+        return true()
+    holder = str(getattr(app.channels.get(LOCAL), "holder", "") or "")
+    mine = [row.conversation.like(f"%{HELD}{holder}")] if holder else []
+    return or_(row.platform != LOCAL, ~row.conversation.like(f"%{HELD}%"), *mine)
+
+
 async def claim(app: AppContext, platforms: Iterable[str], limit: int = 20) -> list[OutboxRow]:
     """Claim up to ``limit`` due rows for the given platforms, in id order."""
     now = app.clock.now()
@@ -88,7 +98,7 @@ async def claim(app: AppContext, platforms: Iterable[str], limit: int = 20) -> l
                 in_order_by=("platform", "recipient"),
                 # an alert held for its merge window or quiet hours does not hold back later replies
                 unfinished=lambda row: and_(row.status.in_(UNFINISHED), or_(row.merge_key.is_(None), row.next_attempt_at <= now)),
-                where=lambda row: row.platform.in_(enabled),
+                where=lambda row: and_(row.platform.in_(enabled), _held_here(row, app, enabled)),
             )
     return sorted(claimed, key=lambda row: row.id)
 

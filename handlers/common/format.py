@@ -66,3 +66,7 @@ def outcome_label(replies: list[Reply]) -> str:
             return head
         break
     return DONE_LABEL
+
+
+# Inbound.extra key: the text left after a #tag was redispatched (a talk-track request, maybe a note)
+AFTER_TAG = "after_tag"

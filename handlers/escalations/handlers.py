@@ -17,7 +17,15 @@ from sqlalchemy import select
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Reply
 from bot.pipeline.notify import notify
-from bot.router import SKIP, HandlerContext, HandlerResult, Router, hashtag, matches, text
+from bot.router import (
+    SKIP,
+    HandlerContext,
+    HandlerResult,
+    Router,
+    hashtag,
+    matches,
+    text,
+)
 from cards.model import Button, Card
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money
@@ -47,7 +55,15 @@ from handlers.escalations.service import (
 )
 from nlp.amounts import find_amount
 from storage.audit import audit
-from storage.models import Account, Escalation, Installment, Note, Opportunity, PaymentPlan, Person
+from storage.models import (
+    Account,
+    Escalation,
+    Installment,
+    Note,
+    Opportunity,
+    PaymentPlan,
+    Person,
+)
 
 ACT_RX = r"^(跟进中|稍后提醒|改派|暂停)\s*[Ee](\d{1,18})\s*(.*)$"
 VERBS = {label: action for action, label in ACTIONS.items()}

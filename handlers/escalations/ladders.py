@@ -12,9 +12,23 @@ from bot.messages import Reply
 from bot.pipeline.notify import notify
 from handlers.common.format import stage_label
 from handlers.escalations.cards import receivable_card, stalled_card
-from handlers.escalations.service import OVERDUE, STALLED, installment_due, local_day_start, open_escalation
+from handlers.escalations.service import (
+    OVERDUE,
+    STALLED,
+    installment_due,
+    local_day_start,
+    open_escalation,
+)
 from reminders.timers import Fired, audience_of
-from storage.models import Account, Escalation, Installment, Note, Opportunity, PaymentPlan, Person
+from storage.models import (
+    Account,
+    Escalation,
+    Installment,
+    Note,
+    Opportunity,
+    PaymentPlan,
+    Person,
+)
 
 WHO = {"owner": "负责人", "manager": "经理", "director": "总监", "finance": "财务"}
 

@@ -28,7 +28,6 @@ from storage.audit import audit
 from storage.models import (
     Escalation,
     Installment,
-    Note,
     Opportunity,
     PaymentPlan,
     PaymentReceipt,

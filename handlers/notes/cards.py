@@ -7,6 +7,7 @@ sees at a glance what was understood and what is still needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ def note_card(
     title: str = "已记录",
     today: date | None = None,
     role: str | None = None,
+    extra_buttons: Sequence[Button] = (),
 ) -> Card:
     fields: dict[str, Any] = note.fields or {}
     rows: list[CardField] = []
@@ -57,12 +59,15 @@ def note_card(
         rows.append(CardField(label("departments"), "、".join(departments)))
     if account is not None:
         rows.append(CardField(label("account"), account.name))
+    elif fields.get("account_pending"):
+        rows.append(CardField(label("account"), f"{fields['account_pending']}（新客户，待确认）"))
     amount = fields.get("amount")
     if amount:
         rows.append(CardField(label("amount"), money(int(amount))))
     competitors = fields.get("competitors") or []
     if competitors:
-        rows.append(CardField(label("competitors"), "、".join(competitors)))
+        brand = app.services.lexicon.canonical_brand  # "Medtronic" is shown as 美敦力; the note keeps what was written
+        rows.append(CardField(label("competitors"), "、".join(dict.fromkeys(brand(c) for c in competitors))))
     products = fields.get("products") or []
     if products:
         rows.append(CardField(label("products"), "、".join(products)))
@@ -71,7 +76,8 @@ def note_card(
     if question:
         blocks.append(f"❓ {question}")
 
-    buttons = _talk_track_buttons(app, list(concerns), role) if concerns else []
+    buttons = list(extra_buttons)
+    buttons += _talk_track_buttons(app, list(concerns), role) if concerns else []
     buttons.append(Button("撤销", command=f"撤销 {note.id}"))
 
     subtitle = f"🎤 {note.transcript}" if note.source == "voice" and note.transcript else ""

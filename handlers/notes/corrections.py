@@ -16,8 +16,8 @@ from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches
 from handlers.accounts.service import resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
-from handlers.notes.dialog import stage_from_text
-from handlers.notes.dialog_state import clear_pending
+from handlers.notes.dialog import acceptable_hospital, file_under, stage_from_text
+from handlers.notes.dialog_state import CONFIRM_ACCOUNT, clear_pending, load_pending
 from handlers.notes.extraction import extract, to_draft
 from handlers.notes.service import (
     attach_account,
@@ -42,6 +42,8 @@ UNDO = r"^(?:撤销|撤回|撤消|删掉上一条|删除上一条|删了上一�
 STAGE = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:阶段|商机阶段|项目阶段)(?:应该)?(?:改成|改为|改到|调整为|调成|更正为|设为|是|应该是)\s*(.+)$"
 AMOUNT = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:金额|总金额|总价|合同金额|项目金额)(?:应该)?(?:改成|改为|调整为|更正为|是|应该是)\s*(.+)$"
 REDATE = r"^(?:截止|截止日期|日期|时间|下一步)(?:日期|时间)?(?:改成|改为|改到|换到|挪到|调到)\s*(.+)$"
+CONTACT = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:联系人|对接人|客户联系人|联系的人)(?:应该)?(?:改成|改为|换成|调整为|更正为|是|应该是)\s*(.+)$"
+HOSPITAL = r"^(?:不对[，,。!！\s]*)?(?:把)?(?:医院|客户|医院名|客户名)(?:应该)?(?:改成|改为|换成|更正为|是|应该是)\s*(.+)$"
 GENERAL = r"^(?:不对|不是|错了|更正|纠正|说错了)[，,。：:!！\s]+(.{1,16})$"
 
 _MONEY = re.compile(r"([\d.]+|[零〇一二两三四五六七八九十百千]+(?:点[零〇一二两三四五六七八九]+)?)\s*(万|w|W|千|元|块)?")
@@ -135,6 +137,13 @@ async def correct_date(app: AppContext, hc: HandlerContext, note: Note | None, r
     return f"✅ 已改期：{task.text}\n截止 {before} → {day_text(task.due_date, task.due_at, app=app, today=today)}"
 
 
+async def _question_answered(hc: HandlerContext) -> None:
+    """A correction closes an open question — except "确认建档吗？", which still waits for yes or a name."""
+    state = await load_pending(hc.session, hc.person.id, hc.now)
+    if state is not None and state.get("kind") != CONFIRM_ACCOUNT:
+        await clear_pending(hc.session, hc.person.id)
+
+
 def router(app: AppContext) -> Router:
     r = Router("notes.corrections")
 
@@ -174,7 +183,7 @@ def router(app: AppContext) -> Router:
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=await correct_stage(app, hc, note, code), tag="note.correct")
 
     @r.on(matches(AMOUNT))
@@ -187,7 +196,7 @@ def router(app: AppContext) -> Router:
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=await correct_amount(app, hc, note, value), tag="note.correct")
 
     @r.on(matches(REDATE))
@@ -196,8 +205,40 @@ def router(app: AppContext) -> Router:
         answer = await correct_date(app, hc, note, msg.text.strip())
         if answer is None:
             return Reply(text="没找到可以改期的待办，或没看懂日期（例如“截止改成下周四”）。")
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=answer, tag="note.correct")
+
+    @r.on(matches(CONTACT))
+    async def contact(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        """"联系人改成王主任": the note's main contact, never a new note."""
+        m = re.match(CONTACT, msg.text.strip())
+        assert m is not None
+        rest = m.group(1).strip().strip("，。,.!！")
+        draft = to_draft(extract(app, rest, hc.now), rest)
+        name = draft.contacts[0] if draft.contacts else (rest if 0 < len(rest) <= 8 else "")
+        if not name:
+            return Reply(text="没看懂联系人，请写成“联系人改成王主任”这样。")
+        note = await last_note(hc.session, hc.person.id)
+        if note is None:
+            return Reply(text=NO_NOTE)
+        await _question_answered(hc)
+        return Reply(text=await _correct_contact(hc, note, name), tag="note.correct")
+
+    @r.on(matches(HOSPITAL))
+    async def hospital(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        """"医院改成仁济医院": refile the last note (what it changed elsewhere is reverted)."""
+        m = re.match(HOSPITAL, msg.text.strip())
+        assert m is not None
+        rest = m.group(1).strip().strip("，。,.!！")
+        draft = to_draft(extract(app, rest, hc.now), rest)
+        name = draft.account or rest
+        if not acceptable_hospital(app, name):
+            return Reply(text=f"“{name}”不像医院名称，请写成“医院改成复旦大学附属华山医院”这样。")
+        note = await last_note(hc.session, hc.person.id)
+        if note is None:
+            return Reply(text=NO_NOTE)
+        await _question_answered(hc)
+        return Reply(text=await file_under(app, hc, note, name), tag="note.correct")
 
     @r.on(matches(GENERAL))
     async def general(msg: Inbound, hc: HandlerContext) -> HandlerResult:
@@ -225,13 +266,16 @@ def router(app: AppContext) -> Router:
         elif draft.account:
             account, _ = await attach_account(hc.session, note, draft.account, actor_id=hc.person.id,
                                               rules=note_rules(app), now=hc.now)
-            update_fields(note, account=draft.account)
+            update_fields(note, account=draft.account, account_pending=None)
             answer = f"✅ 已更正医院：{account.name}。"
+            state = await load_pending(hc.session, hc.person.id, hc.now)
+            if state is not None and state.get("kind") == CONFIRM_ACCOUNT:
+                await clear_pending(hc.session, hc.person.id)
         elif parse_answer_date(app, text, hc.now) is not None:
             answer = "上一条记录没有待办，没法改日期。可以直接说“明天把报价发给王主任”这样新建。"
         else:
             return SKIP
-        await clear_pending(hc.session, hc.person.id)
+        await _question_answered(hc)
         return Reply(text=answer, tag="note.correct")
 
     return r

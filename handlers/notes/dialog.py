@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
-from bot.router import SKIP, HandlerContext, HandlerResult, Router, text
-from handlers.accounts.service import resolve_contact
+from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches, text
+from cards.model import Button, Card
+from handlers.accounts.service import find_account, resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
 from handlers.notes.dialog_state import (
+    CONFIRM_ACCOUNT,
     MISSING,
     PAST_DUE,
     clear_pending,
@@ -103,6 +105,43 @@ async def ask_past_due(app: AppContext, session: AsyncSession, note: Note, task:
     return past_due_question(task.due_date)
 
 
+def confirm_question(name: str) -> str:
+    return f"新客户『{name}』，确认建档吗？"
+
+
+def confirm_buttons(note_id: int) -> list[Button]:
+    return [Button("确认", command=f"确认建档 {note_id}", primary=True), Button("改名", command=f"改名 {note_id}")]
+
+
+async def ask_confirm_account(app: AppContext, session: AsyncSession, note: Note, name: str, *, person_id: int,
+                              now: datetime) -> str:
+    """A hospital no one has named before: the note is stored, the account waits for the rep's yes."""
+    asked = list((note.fields or {}).get("asked") or [])
+    update_fields(note, asked=[*asked, "account"])
+    await set_pending(session, person_id, {"kind": CONFIRM_ACCOUNT, "note_id": note.id, "name": name},
+                      now=now, window_minutes=app.config.notes.question_window_minutes)
+    return confirm_question(name)
+
+
+def acceptable_hospital(app: AppContext, name: str) -> bool:
+    rules = note_rules(app)
+    return rules.known(name) or rules.shaped(name)
+
+
+async def file_under(app: AppContext, hc: HandlerContext, note: Note, name: str) -> str:
+    """Link ``note`` to the hospital ``name`` (creating the account), then maybe ask the next question."""
+    account, _ = await attach_account(hc.session, note, name, actor_id=hc.person.id, rules=note_rules(app), now=hc.now)
+    fields = dict(note.fields or {})
+    fields.pop("account_pending", None)
+    fields.pop("account_rejected", None)
+    fields["account"] = name
+    note.fields = fields
+    task = await task_for_note(hc.session, note.id)
+    question = await ask_next(app, hc.session, note, task, person_id=hc.person.id, now=hc.now)
+    reply = f"✅ 已归档到 {account.name}。"
+    return reply + (f"\n❓ {question}" if question else "")
+
+
 def _next_year(day: date) -> date:
     try:
         return day.replace(year=day.year + 1)
@@ -124,6 +163,15 @@ def _looks_like_new_note(draft: NoteDraft, field_name: str, note: Note, canonica
     return False
 
 
+def _reports_more(app: AppContext, text: str, draft: NoteDraft, hc: HandlerContext) -> bool:
+    """Whether the message says something besides its next action (a stage or concern of its own)."""
+    if not (draft.stage or draft.concerns):
+        return False
+    rest = text.replace(draft.action_text or "", " ")
+    other = to_draft(extract(app, rest, hc.now), rest)
+    return bool(other.stage or other.concerns)
+
+
 def _bare(value: str) -> str:
     return value.strip().strip("，。,.!！?？~～ ")
 
@@ -136,6 +184,7 @@ class Answerer:
         self.hc = hc
         self.session = hc.session
         self.note = note
+        self.confirm_name = ""
 
     async def _audit_note(self, name: str, old: object, new: object) -> None:
         await audit(self.session, actor_id=self.hc.person.id, entity="note", entity_id=self.note.id,
@@ -176,8 +225,15 @@ class Answerer:
 
     async def _account(self, draft: NoteDraft, raw: str) -> str | None:
         written = draft.account or (_bare(raw) if 0 < len(_bare(raw)) <= _SHORT else "")
-        if not written:
-            return None
+        if not written or not acceptable_hospital(self.app, written):
+            return None  # "联系人改成王主任" is not a hospital: never file a note under it
+        rules = note_rules(self.app)
+        if not rules.known(written) and await find_account(self.session, written, rules.canonical) is None:
+            update_fields(self.note, account_pending=written)  # a new hospital: the rep confirms first
+            self.confirm_name = written
+            if draft.contacts and not (self.note.fields or {}).get("contacts"):
+                await self._contacts(draft, raw)
+            return f"医院 {written}（新客户）"
         account, opp = await attach_account(
             self.session, self.note, written, actor_id=self.hc.person.id,
             rules=note_rules(self.app), now=self.hc.now,
@@ -275,20 +331,75 @@ def _reminder_suffix(app: AppContext, task: Task) -> str:
 
 def stage_from_text(app: AppContext, raw: str) -> str | None:
     """A stage named by its Chinese label ("商务谈判") or code ("negotiation")."""
-    value = _bare(raw).removesuffix("阶段")
-    for group in app.services.lexicon.stages:
+    value = _bare(raw).removesuffix("阶段").strip()
+    if not value:
+        return None
+    stages = app.services.lexicon.stages
+    for group in stages:
         if value in (group.code, group.label) or group.label in value or group.code == value.lower():
             return group.code
+    # the lexicon's own words for a stage: "招标" → 招标采购, "谈判" → 商务谈判, "演示" → 方案演示
+    for group in stages:
+        if value in group.keywords or (len(value) >= 2 and group.label.startswith(value)):
+            return group.code
+    for group in stages:
+        if len(value) >= 2 and value in group.label:
+            return group.code
     return None
+
+
+CONFIRM_RX = r"^(?:确认建档|确认新客户)\s*(\d{1,18})?\s*[。!！]?$"
+RENAME_RX = r"^改名\s*(\d{1,18})?\s*[:：，,]?\s*(.*)$"
+
+
+async def _own_note(hc: HandlerContext, note_id: str | None) -> Note | None:
+    if note_id:
+        note = await hc.session.get(Note, int(note_id))
+    else:
+        state = await load_pending(hc.session, hc.person.id, hc.now)
+        note = await hc.session.get(Note, int(state.get("note_id") or 0)) if state else None
+    if note is None or note.author_id != hc.person.id or note.deleted_at is not None:
+        return None
+    return note
 
 
 def router(app: AppContext) -> Router:
     r = Router("dialog")
 
+    @r.on(matches(CONFIRM_RX))
+    async def confirm(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        m = re.match(CONFIRM_RX, msg.text.strip())
+        assert m is not None
+        note = await _own_note(hc, m.group(1))
+        name = str((note.fields or {}).get("account_pending") or "") if note is not None else ""
+        if note is None or not name:
+            return Reply(text="没有等待确认的新客户。")
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+
+    @r.on(matches(RENAME_RX))
+    async def rename(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        m = re.match(RENAME_RX, msg.text.strip())
+        assert m is not None
+        note = await _own_note(hc, m.group(1))
+        if note is None:
+            return Reply(text="没有找到要改名的记录。")
+        name = _bare(m.group(2))
+        if not name:
+            asked = list((note.fields or {}).get("asked") or [])
+            update_fields(note, asked=[*asked, "account"])
+            await set_pending(hc.session, hc.person.id, {"kind": MISSING, "note_id": note.id, "field": "account"},
+                              now=hc.now, window_minutes=app.config.notes.question_window_minutes)
+            return Reply(text="请发医院的正确名称，例如“复旦大学附属华山医院”。", tag="note.rename")
+        if not acceptable_hospital(app, name):
+            return Reply(text=f"“{name}”不像医院名称，请发医院全称，例如“改名 复旦大学附属华山医院”。")
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+
     @r.on(text())
     async def pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         state = await load_pending(hc.session, hc.person.id, hc.now)
-        if state is None:
+        if state is None or state.get("kind") not in (MISSING, PAST_DUE, CONFIRM_ACCOUNT):
             return SKIP
         note = await hc.session.get(Note, int(state.get("note_id") or 0))
         if note is None or note.deleted_at is not None:
@@ -296,6 +407,10 @@ def router(app: AppContext) -> Router:
             return SKIP
         if state.get("kind") == PAST_DUE:
             return await _past_due_answer(app, msg, hc, note, state)
+        if state.get("kind") == CONFIRM_ACCOUNT:
+            return await _confirm_answer(app, msg, hc, note, state)
+        if state.get("kind") != MISSING:
+            return SKIP
         if is_chatter(app, msg.text):
             return SKIP  # "好的" does not answer; the question stays open until it expires
         field_name = str(state.get("field") or "")
@@ -305,13 +420,24 @@ def router(app: AppContext) -> Router:
             account = await hc.session.get(Account, note.account_id)
             canon = app.services.lexicon.canonical_account(draft.account)
             same = account is not None and (canon == account.name or draft.account in (account.aliases or []))
-        if _looks_like_new_note(draft, field_name, note, same):
+        # "下周三前把产品资料和报价发给李主任" answers "下一步打算做什么？" even though 报价 reads as a
+        # stage; "华山医院今天开了院内论证会，下周三前…" reports a new event: a note of its own
+        answers_action = field_name == "next_action" and bool(draft.action_text) and (not draft.account or same) \
+            and not _reports_more(app, msg.text, draft, hc)
+        if not answers_action and _looks_like_new_note(draft, field_name, note, same):
             await clear_pending(hc.session, hc.person.id)
             return SKIP
-        line = await Answerer(app, hc, note).apply(field_name, draft, msg.text)
+        answerer = Answerer(app, hc, note)
+        line = await answerer.apply(field_name, draft, msg.text)
         if line is None:
             await clear_pending(hc.session, hc.person.id)
             return SKIP  # not an answer: handle as an ordinary message, never ask twice
+        if answerer.confirm_name:
+            question = await ask_confirm_account(app, hc.session, note, answerer.confirm_name,
+                                                 person_id=hc.person.id, now=hc.now)
+            card = Card(title="已补充", kind="note.answer", blocks=(f"✅ 已补充：{line}。", f"❓ {question}"),
+                        buttons=(*confirm_buttons(note.id), Button("撤销", command=f"撤销 {note.id}")))
+            return Reply(card=card, tag="note.answer")
         task = await task_for_note(hc.session, note.id)
         question = await ask_next(app, hc.session, note, task, person_id=hc.person.id, now=hc.now)
         reply = f"✅ 已补充：{line}。"
@@ -320,6 +446,27 @@ def router(app: AppContext) -> Router:
         return Reply(text=reply, tag="note.answer")
 
     return r
+
+
+_CONFIRM_YES = re.compile(r"^(?:确认|是|对|是的|对的|没错|好|好的|建档|确认建档|可以|行)[。！!，,~～]*$")
+
+
+async def _confirm_answer(
+    app: AppContext, msg: Inbound, hc: HandlerContext, note: Note, state: dict[str, Any]
+) -> HandlerResult:
+    raw = msg.text.strip()
+    name = str(state.get("name") or "")
+    if _CONFIRM_YES.match(raw) and name:
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+    draft = to_draft(extract(app, raw, hc.now), raw)
+    other = draft.account or re.sub(r"^(?:不对|不是|错了)?[，,。\s]*(?:是|应该是|叫)?", "", raw)
+    rest_empty = not (draft.action_text or draft.stage or draft.concerns or draft.contacts)
+    if rest_empty and 0 < len(other) <= _SHORT and acceptable_hospital(app, other):
+        await clear_pending(hc.session, hc.person.id)
+        return Reply(text=await file_under(app, hc, note, other), tag="note.account_confirmed")
+    await clear_pending(hc.session, hc.person.id)
+    return SKIP  # a new message: the note stays unfiled, the question is not repeated
 
 
 async def _past_due_answer(

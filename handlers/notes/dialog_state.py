@@ -18,6 +18,8 @@ from storage.models import DialogState
 # state["kind"] values
 MISSING = "missing"  # a required field of a note: state["field"], state["note_id"]
 PAST_DUE = "past_due"  # confirm a date that already passed: state["note_id"], state["task_id"], state["due"]
+CONFIRM_ACCOUNT = "confirm_account"  # a hospital nobody has named before: state["note_id"], state["name"]
+UNFILED = "unfiled"  # a message with no customer and no action, not stored: state["text"], state["source"]
 
 
 async def load_pending(session: AsyncSession, person_id: int, now: datetime) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from nlp.fields import NOTE_FIELDS
 if TYPE_CHECKING:
     from bot.context import AppContext
 
+_DANGLING = re.compile(r"(?i)[\s,，]+(?:by|before|on|until|till|due|no later than)\s*[.,，。]?$")
 _PUNCT = re.compile(r"[\s，。,.!！?？~～、…:：;；\"'“”‘’()（）\[\]【】]+")
 
 
@@ -68,12 +69,16 @@ def to_draft(note: Any, text: str, *, source: str = "text", transcript: str = ""
         elif f.kind == "amount":
             values[f.name] = value
     action = getattr(note, "next_action", None)
+    action_text = (getattr(action, "text", "") or text).strip() if action is not None else None
+    if action_text:
+        # the date was cut out of "... by Friday": do not leave its preposition dangling
+        action_text = _DANGLING.sub("", action_text).strip() or action_text
     return NoteDraft(
         text=text,
         source=source,
         transcript=transcript,
         **values,
-        action_text=(getattr(action, "text", "") or text).strip() if action is not None else None,
+        action_text=action_text,
         due=_as_date(getattr(action, "due", None)) if action is not None else None,
         due_at=_as_datetime(getattr(action, "due_at", None)) if action is not None else None,
         past=bool(getattr(action, "past", False)) if action is not None else False,

@@ -1,9 +1,9 @@
 """A rep's free-text or spoken follow-up → a stored note, a compact card and maybe one question.
 
-This is the catch-all for rep messages that say something about a customer; commands,
-corrections and pending answers are routed before it. Chatter ("收到", "辛苦了👍") is
-not a note: nothing is stored and nothing is answered, because answering an
-acknowledgement only invites another one.
+This is the catch-all for rep messages; commands, corrections and pending answers are
+routed before it. Chatter ("收到", "辛苦了👍") and small talk are not notes: nothing is
+stored, and the answer is one short friendly line. Questions about the bot are left to
+the fallback, which answers with the help card.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import re
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Reply
 from bot.router import HASHTAG, SKIP, HandlerContext, HandlerResult, Router, kind
-from handlers.common.dates import local_now
-from handlers.notes.cards import note_card
-from handlers.notes.dialog import ask_next, ask_past_due
-from handlers.notes.extraction import extract, is_chatter, to_draft
-from handlers.notes.service import note_for_inbox, note_rules, record_note
+from handlers.common.format import AFTER_TAG
+from handlers.notes.extraction import extract, to_draft
+from handlers.notes.followup import add_to_previous, small_talk, unfiled
+from handlers.notes.recording import record_and_card
+from handlers.notes.service import note_for_inbox
 
 VOICE_FAILED = "抱歉，这条语音没能识别出文字{why}。请再说一遍，或者直接打字告诉我。"
 VOICE_EMPTY = "这条语音里没有听到内容，请再说一遍，或者直接打字告诉我。"
@@ -30,44 +30,33 @@ def _only_hashtags(text: str) -> bool:
 
 
 async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: str, *, source: str, transcript: str) -> HandlerResult:
-    """Store ``text`` as a note from ``hc.person`` and build the reply card."""
+    """Store ``text`` as a note from ``hc.person`` and build the reply card.
+
+    Every message gets an answer that says what happened: a card (recorded), a line saying
+    it was added to the previous note, a friendly word for chatter, or — when there is no
+    customer and no action in it — "not recorded" with one-tap ways to record it anyway.
+    """
     if hc.inbox_id is not None and await note_for_inbox(hc.session, hc.inbox_id) is not None:
         return None  # this message already became a note (a redispatched copy); never two notes
+    after_tag = bool(msg.extra.get(AFTER_TAG))
     extracted = extract(app, text, hc.now)
     if extracted.is_empty():
         if source == "voice":  # a rep who sent a memo always hears back what we understood
             heard = text if len(text) <= HEARD_MAX else text[: HEARD_MAX - 1] + "…"
             return Reply(text=VOICE_NOTHING.format(heard=heard), tag="note.voice_empty")
-        if is_chatter(app, text):
-            return None
-        return SKIP  # a greeting or a question: let help/fallback answer it
+        if after_tag:
+            return None  # "#价格 太贵了": the talk track was the answer
+        return await small_talk(app, hc, text)
     draft = to_draft(extracted, text, source=source, transcript=transcript)
-    recorded = await record_note(
-        hc.session,
-        hc.person,
-        draft,
-        inbox_id=hc.inbox_id,
-        rules=note_rules(app),
-        now=hc.now,
-    )
-    if recorded.past_due is not None and recorded.task is not None:
-        question = await ask_past_due(app, hc.session, recorded.note, recorded.task, person_id=hc.person.id, now=hc.now)
-    else:
-        question = await ask_next(app, hc.session, recorded.note, recorded.task, person_id=hc.person.id, now=hc.now)
-    card = note_card(
-        app,
-        recorded.note,
-        account=recorded.account,
-        opportunity=recorded.opportunity,
-        task=recorded.task,
-        question=question,
-        stage_kept=recorded.stage_kept,
-        today=local_now(app, hc.now).date(),
-        role=hc.person.role,
-    )
-    app.log.info("notes.recorded", note_id=recorded.note.id, person=hc.person.key, source=source,
-                 stage=draft.stage, question=bool(question))
-    return Reply(card=card, tag="note")
+    if after_tag and not (draft.account or draft.contacts or draft.action_text):
+        return None  # "客户说太贵了 #价格" asks for a talk track; it files nothing
+    if not draft.account:
+        added = await add_to_previous(app, hc, draft)
+        if added is not None:
+            return added
+    if not (draft.account or draft.contacts or draft.action_text):
+        return await unfiled(app, hc, text, source=source)
+    return await record_and_card(app, hc, draft)
 
 
 def router(app: AppContext) -> Router:

@@ -49,3 +49,4 @@ class Recorded:
     stage_changed: bool = False
     stage_kept: str | None = None  # the opportunity's later stage when the note's signal was older
     past_due: date | None = None
+    account_pending: str | None = None  # an unknown hospital waiting for the rep's confirmation

@@ -7,6 +7,7 @@ tasks services), so the same rules hold for every entry point. Nothing here comm
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.accounts.service import (
     account_from_contacts,
+    find_account,
     resolve_account,
     resolve_contact,
 )
@@ -36,7 +38,7 @@ from handlers.tasks.service import (
     set_task_status,
 )
 from storage.audit import audit
-from storage.models import Account, Contact, Note, Opportunity, Person, Task
+from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -45,12 +47,60 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class NoteRules:
-    """What recording a note depends on beyond the message: hospital names, stage order, reminder times."""
+    """What recording a note depends on beyond the message: hospital names, stage order, reminder times.
+
+    ``known`` says whether the lexicon knows a hospital name (an alias or a canonical name);
+    ``shaped`` whether an unknown name at least looks like a hospital ("阳光医院", not "XX医院").
+    """
 
     canonical: Callable[[str], str]
     stages: Sequence[str]
     policy: ReminderPolicy
     deals: DealHooks | None = None  # escalations: a note is a counting activity on its deal
+    known: Callable[[str], bool] = lambda _name: True
+    shaped: Callable[[str], bool] = lambda _name: True
+
+
+_EN_HOSPITAL_SUFFIX = re.compile(r"(?i)\s+(?:hospital|medical center|hosp\.?)$")
+_PLACEHOLDER = re.compile(r"(?i)[xX×*＊?？某]|^(?:那|这|哪|那个|这个|一|一家|某个)$")
+_SHORT_ANCHOR_OK = re.compile(r"[一二三四五六七八九十]{1,2}(?:附属?)?院$|附院$")
+
+
+def canonical_hospital(lexicon: Any, written: str) -> str:
+    """The lexicon's canonical name; "Zhongshan Hospital" is looked up as "Zhongshan" too."""
+    name = written.strip()
+    canon = lexicon.canonical_account(name)
+    if canon == name:
+        bare = _EN_HOSPITAL_SUFFIX.sub("", name)
+        if bare != name:
+            alt = lexicon.canonical_account(bare)
+            if alt != bare:
+                return alt
+    return canon
+
+
+def known_hospital(lexicon: Any, written: str) -> bool:
+    name = written.strip()
+    hosp = lexicon.hospitals
+    return canonical_hospital(lexicon, name) != name or name in set(hosp.aliases.values())
+
+
+def hospital_shaped(lexicon: Any, written: str) -> bool:
+    """Has the shape of a hospital name: a real-looking name before a hospital ending."""
+    name = written.strip()
+    if not name or len(name) > 40:
+        return False
+    bare = _EN_HOSPITAL_SUFFIX.sub("", name)
+    if bare != name:  # "Zhongshan Hospital": a capitalised word before "Hospital"
+        return bool(re.fullmatch(r"(?:[A-Z][A-Za-z'.-]+\s?){1,4}", bare)) and not _PLACEHOLDER.search(bare)
+    anchors = sorted(lexicon.hospitals.anchors, key=len, reverse=True)
+    prefix = next((name[: -len(a)] for a in anchors if name.endswith(a)), None)
+    if prefix is None:
+        return bool(_SHORT_ANCHOR_OK.search(name)) and not _PLACEHOLDER.search(name) and len(name) >= 3
+    if _PLACEHOLDER.search(prefix) or prefix in lexicon.hospitals.generic_prefixes:
+        return False
+    cjk = sum(1 for ch in prefix if "\u4e00" <= ch <= "\u9fff")
+    return cjk >= 2 or (cjk == 0 and len(prefix) >= 2 and not prefix.isdigit())
 
 
 def note_rules(app: AppContext) -> NoteRules:
@@ -58,8 +108,11 @@ def note_rules(app: AppContext) -> NoteRules:
     from handlers.escalations.hooks import deal_hooks
 
     lexicon = app.services.lexicon
-    return NoteRules(canonical=lexicon.canonical_account, stages=lexicon.stage_order, policy=policy(app),
-                     deals=deal_hooks(app))
+    return NoteRules(
+        canonical=lambda name: canonical_hospital(lexicon, name), stages=lexicon.stage_order, policy=policy(app),
+        known=lambda name: known_hospital(lexicon, name), shaped=lambda name: hospital_shaped(lexicon, name),
+        deals=deal_hooks(app),
+    )
 
 
 async def last_note(session: AsyncSession, author_id: int) -> Note | None:
@@ -69,6 +122,12 @@ async def last_note(session: AsyncSession, author_id: int) -> Note | None:
         .order_by(Note.id.desc())
         .limit(1)
     )
+
+async def recent_notes(session: AsyncSession, author_id: int, *, limit: int) -> list[Note]:
+    return list((await session.scalars(
+        select(Note).where(Note.author_id == author_id, Note.deleted_at.is_(None)).order_by(Note.id.desc()).limit(limit)
+    )).all())
+
 
 async def note_for_inbox(session: AsyncSession, inbox_id: int) -> Note | None:
     return await session.scalar(select(Note).where(Note.inbox_id == inbox_id))
@@ -85,9 +144,17 @@ async def record_note(
     """Store one note and everything it implies, in the caller's transaction."""
     account: Account | None = None
     inferred = False
+    pending: str | None = None  # an unknown hospital: stored on the note, an account only once the rep confirms
+    rejected: str | None = None  # not a hospital name at all ("XX医院")
     if draft.account:
-        account, _ = await resolve_account(session, draft.account, rules.canonical, actor_id=person.id, now=now)
-    else:
+        account = await find_account(session, draft.account, rules.canonical)
+        if account is not None or rules.known(draft.account):
+            account, _ = await resolve_account(session, draft.account, rules.canonical, actor_id=person.id, now=now)
+        elif rules.shaped(draft.account):
+            pending = draft.account.strip()
+        else:
+            rejected = draft.account.strip()
+    if account is None and pending is None and draft.contacts:
         account = await account_from_contacts(session, person.id, draft.contacts)
         inferred = account is not None
 
@@ -103,6 +170,11 @@ async def record_note(
     fields["asked"] = []
     if inferred and account is not None:
         fields["account_inferred"] = account.name
+    if pending:
+        fields["account_pending"] = pending
+    if rejected:
+        fields["account_rejected"] = rejected
+        fields["missing"] = [*(fields.get("missing") or []), "account"]
     note = Note(
         inbox_id=inbox_id,
         author_id=person.id,
@@ -140,7 +212,7 @@ async def record_note(
             text=draft.action_text, due=draft.due, due_at=draft.due_at, remind=not in_past,
             policy=rules.policy, now=now,
         )
-    return Recorded(note, account, contact, opp, task, changed, kept, past_due)
+    return Recorded(note, account, contact, opp, task, changed, kept, past_due, account_pending=pending)
 
 async def attach_account(
     session: AsyncSession,
@@ -214,7 +286,69 @@ async def undo_note(session: AsyncSession, note: Note, *, actor_id: int, now: da
     note.deleted_at = now
     for task in (await session.scalars(select(Task).where(Task.note_id == note.id, Task.status == OPEN))).all():
         await set_task_status(session, task, CANCELLED, actor_id=actor_id, now=now)
-    return await revert_opportunity_changes(session, note, actor_id=actor_id, now=now)
+    reverted = await revert_opportunity_changes(session, note, actor_id=actor_id, now=now)
+    await _drop_what_only_it_created(session, note, actor_id=actor_id, now=now)
+    return reverted
+
+
+async def _drop_what_only_it_created(session: AsyncSession, note: Note, *, actor_id: int, now: datetime) -> None:
+    """The opportunity, contact and hospital that exist only because of ``note`` go with it.
+
+    Anything another note, task or opportunity refers to stays: undo never takes away
+    what the rep wrote elsewhere. The note keeps its text (soft-deleted) but no links.
+    """
+    await session.flush()
+    opp_id, account_id, contact_id = note.opportunity_id, note.account_id, note.contact_id
+    if opp_id is not None:
+        created_here = await session.scalar(
+            select(func.count(AuditLog.id)).where(
+                AuditLog.entity == "opportunity", AuditLog.entity_id == opp_id,
+                AuditLog.field == "created", AuditLog.note_id == note.id,
+            )
+        )
+        others = await session.scalar(select(func.count(Note.id)).where(Note.opportunity_id == opp_id, Note.id != note.id))
+        foreign_tasks = await session.scalar(select(func.count(Task.id)).where(
+            Task.opportunity_id == opp_id, (Task.note_id.is_(None)) | (Task.note_id != note.id)))
+        if created_here and not others and not foreign_tasks:
+            await session.execute(update(Task).where(Task.note_id == note.id).values(opportunity_id=None))
+            note.opportunity_id = None
+            opp = await session.get(Opportunity, opp_id)
+            if opp is not None:
+                await audit(session, actor_id=actor_id, entity="opportunity", entity_id=opp_id, field_name="deleted",
+                            old=str(opp.account_id), new=None, note_id=note.id, now=now)
+                await session.delete(opp)
+            await session.flush()
+    contacts = [contact_id] if contact_id is not None else []
+    if account_id is not None:
+        contacts += list((await session.scalars(select(Contact.id).where(Contact.account_id == account_id))).all())
+    for cid in dict.fromkeys(contacts):
+        contact = await session.get(Contact, cid)
+        if contact is None or contact.created_at < note.created_at:
+            continue
+        used = await session.scalar(select(func.count(Note.id)).where(Note.contact_id == cid, Note.id != note.id))
+        if used:
+            continue
+        if note.contact_id == cid:
+            note.contact_id = None
+        await audit(session, actor_id=actor_id, entity="contact", entity_id=cid, field_name="deleted",
+                    old=contact.name, new=None, note_id=note.id, now=now)
+        await session.delete(contact)
+    await session.flush()
+    if account_id is None:
+        return
+    account = await session.get(Account, account_id)
+    if account is None or account.created_at < note.created_at:
+        return
+    notes = await session.scalar(select(func.count(Note.id)).where(Note.account_id == account_id, Note.id != note.id))
+    opps = await session.scalar(select(func.count(Opportunity.id)).where(Opportunity.account_id == account_id))
+    people = await session.scalar(select(func.count(Contact.id)).where(Contact.account_id == account_id))
+    if notes or opps or people:
+        return
+    note.account_id = None
+    await audit(session, actor_id=actor_id, entity="account", entity_id=account_id, field_name="deleted",
+                old=account.name, new=None, note_id=note.id, now=now)
+    await session.delete(account)
+    await session.flush()
 
 async def count_notes(session: AsyncSession, author_id: int) -> int:
     return int(await session.scalar(select(func.count(Note.id)).where(Note.author_id == author_id)) or 0)

@@ -1,7 +1,8 @@
 """#tags in a message → the company's talk track for it, without losing the rest.
 
-"客户说太贵了 #价格" answers with the price card AND records "客户说太贵了" as a note
-(the text without the tags is re-dispatched through the root router). ``#帮助`` lists
+"客户说太贵了 #价格" answers with the price card only; the text without the tags is
+re-dispatched (marked ``AFTER_TAG``) and becomes a note only if it names a customer or an
+action ("华山医院王主任嫌贵，周五前重新报价 #价格"). ``#帮助`` lists
 what the sender's role can type. An unknown tag gets the closest tags. Tags that another
 feature answers (``#待办``, ``#客户`` — listed as ``[[command]]`` in the playbook TOML)
 are let through untouched. Every card served is counted in ``playbook_usage`` for
@@ -11,6 +12,7 @@ managers' reports.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
@@ -25,7 +27,7 @@ from bot.router import (
     with_text,
 )
 from cards.playbook import Entry, Playbook, PlaybookService
-from handlers.common.format import outcome_label
+from handlers.common.format import AFTER_TAG, outcome_label
 from storage.models import PlaybookUsage
 
 MAX_CARDS = 3
@@ -111,7 +113,9 @@ def router(app: AppContext) -> Router:
         _record(hc, resolution.served, "hashtag")
         replies = list(resolution.replies)
         if _meaningful(resolution.rest) and HASHTAG.search(resolution.rest) is None:
-            replies.extend(await hc.redispatch(with_text(msg, resolution.rest)))
+            rest = with_text(msg, resolution.rest)
+            rest = replace(rest, extra={**rest.extra, AFTER_TAG: True})  # a note only if it names a customer or an action
+            replies.extend(await hc.redispatch(rest))
         return replies
 
     @r.on(event("card_click"))

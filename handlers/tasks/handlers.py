@@ -19,6 +19,7 @@ from handlers.common.format import day_text
 from handlers.tasks.service import (
     DONE,
     OPEN,
+    is_overdue,
     latest_reminded_task,
     open_tasks,
     policy,
@@ -53,10 +54,8 @@ async def _target(hc: HandlerContext, task_id: str | None) -> Task | None | str:
     return None
 
 
-def _line(task: Task, today: date, app: AppContext, account: str = "") -> str:
-    mark = ""
-    if task.due_date is not None and task.due_date < today:
-        mark = "⚠️已逾期 "
+def _line(task: Task, today: date, app: AppContext, account: str = "", *, late: bool = False) -> str:
+    mark = "⚠️已逾期 " if late else ""
     when = day_text(task.due_date, task.due_at, app=app, today=today) if task.due_date else "未定日期"
     where = f" · {account}" if account else ""
     return f"{task.id}. {mark}{when} · {task.text}{where}"
@@ -75,8 +74,8 @@ async def todo_card(app: AppContext, hc: HandlerContext) -> Card | str:
             if opp is not None and opp.account_id is not None:
                 acc = await hc.session.get(Account, opp.account_id)
                 account = acc.name if acc else ""
-        lines.append(_line(task, today, app, account))
-    overdue = sum(1 for t in tasks if t.due_date is not None and t.due_date < today)
+        lines.append(_line(task, today, app, account, late=is_overdue(task, hc.now, app.config.tz)))
+    overdue = sum(1 for t in tasks if is_overdue(t, hc.now, app.config.tz))
     subtitle = f"共 {len(tasks)} 条" + (f"，{overdue} 条已逾期" if overdue else "")
     buttons = tuple(Button(f"完成 {t.id}", command=f"完成 {t.id}") for t in tasks[:3])
     return Card(title="我的待办", kind="tasks", subtitle=subtitle, blocks=tuple(lines), buttons=buttons)

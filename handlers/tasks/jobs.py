@@ -17,6 +17,7 @@ from bot.context import AppContext
 from bot.messages import Reply
 from bot.pipeline.notify import notify
 from handlers.tasks.cards import reminder_card
+from handlers.tasks.service import is_overdue
 from storage.models import Account, Opportunity, Person, Task
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ async def _remind_one(app: AppContext, task_id: int) -> bool:
                 if opp is not None and opp.account_id is not None:
                     account = await session.get(Account, opp.account_id)
             today = now.astimezone(app.config.tz).date()
-            card = reminder_card(app, task, account, today)
+            card = reminder_card(app, task, account, today, late=is_overdue(task, now, app.config.tz))
             await notify(app, session, owner, Reply(card=card, tag="reminder"), now=now)
     return True
 

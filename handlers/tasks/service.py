@@ -39,16 +39,17 @@ def policy(app: AppContext) -> ReminderPolicy:
 def reminder_time(due: date | None, due_at: datetime | None, policy: ReminderPolicy, now: datetime) -> datetime | None:
     """When to remind: the stated time, else ``policy.hour`` local on the due day.
 
-    A reminder is never scheduled in the past: for a task due later today whose default
-    hour has gone by, it fires two hours from now if that is still the same local day,
-    otherwise there is no reminder (the rep has just written it down; it is on their mind).
+    A reminder is never scheduled in the past, and a dated task always gets one: for a task
+    due later today whose default hour has gone by, it fires two hours from now if that is
+    still the same local day; a task whose due time has already passed (it is late the
+    moment it is written or redated) is reminded at once, by the next reminder-job tick.
     """
     if due is None:
         return None
     if due_at is not None:
         at = due_at if due_at.tzinfo is not None else due_at.replace(tzinfo=policy.tz)
         at = at.astimezone(timezone.utc)
-        return at if at > now else None
+        return at if at > now else now
     at = datetime.combine(due, time(policy.hour), tzinfo=policy.tz).astimezone(timezone.utc)
     if at > now:
         return at
@@ -57,7 +58,17 @@ def reminder_time(due: date | None, due_at: datetime | None, policy: ReminderPol
         later = now + timedelta(hours=2)
         if later.astimezone(policy.tz).date() == due:
             return later
-    return None
+    return now
+
+
+def is_overdue(task: Task, now: datetime, tz: tzinfo) -> bool:
+    """Past its due time (when one was given) or its due day; open tasks only."""
+    if task.status != OPEN or task.due_date is None:
+        return False
+    if task.due_at is not None:
+        at = task.due_at if task.due_at.tzinfo is not None else task.due_at.replace(tzinfo=timezone.utc)
+        return at <= now
+    return task.due_date < now.astimezone(tz).date()
 
 async def create_task(
     session: AsyncSession,
