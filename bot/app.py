@@ -14,13 +14,14 @@ from bot.runtime import Runtime
 
 
 def features() -> list[Feature]:
-    from handlers import accounts, buttons, fallback, notes, playbook, tasks
+    from handlers import accounts, buttons, fallback, leads, notes, playbook, tasks
 
     return [
         playbook.feature,  # #tags first: talk tracks, #帮助; other features' tags are SKIPped
         buttons.feature,  # a click is redispatched as its typed command
         tasks.feature,  # 完成 / 推迟 / #待办
         accounts.feature,  # #客户
+        leads.feature,  # #线索, 认领 / 转派 / 退回 / 详情 / 指派 N, #请假 / #销假
         notes.feature,  # corrections, pending answers, then new notes
         fallback.feature,
     ]

@@ -107,6 +107,12 @@ class AlertsConfig(_Section):
     urgent_classes: list[str] = Field(["lead_offer"], description="classes sent at once, even outside working hours, never merged")
 
 
+class LeadsConfig(_Section):
+    enabled: bool = Field(True, description="lead intake from chat (#线索) and the HTTP API; offers and claims always work")
+    rules: str = Field("", description="routing rules TOML; empty = the packaged handlers/leads/rules/default.toml")
+    api_token: str = Field("", description="bearer token for POST /api/leads (GENJIN_LEADS_API_TOKEN); empty = endpoint off")
+
+
 class PlaybookConfig(_Section):
     dir: str = Field("", description="playbook TOML directory; empty = the packaged default playbook")
     watch: bool = True
@@ -187,6 +193,7 @@ class Config(_Section):
     calendar: CalendarConfig = CalendarConfig()
     timers: TimersConfig = TimersConfig()
     alerts: AlertsConfig = AlertsConfig()
+    leads: LeadsConfig = LeadsConfig()
     local: LocalChannelConfig = LocalChannelConfig()
     wecom: WeComConfig = WeComConfig()
     dingtalk: DingTalkConfig = DingTalkConfig()
@@ -232,7 +239,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 #: Keys whose values are credentials: an error about them must not print the value.
 SECRET_KEYS = frozenset(
-    {"secret", "token", "encoding_aes_key", "client_secret", "robot_secret", "robot_webhook_key", "robot_webhook", "password"}
+    {"secret", "token", "api_token", "encoding_aes_key", "client_secret", "robot_secret", "robot_webhook_key", "robot_webhook", "password"}
 )
 
 
