@@ -7,6 +7,8 @@ before commands, commands before pending answers, and the catch-all comes last.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.clock import Clock
 from bot.config import Config
 from bot.features import Feature
@@ -14,6 +16,7 @@ from bot.runtime import Runtime
 
 
 def features() -> list[Feature]:
+    from bot.api import leads as leads_api
     from handlers import accounts, buttons, fallback, leads, notes, playbook, tasks
 
     return [
@@ -21,7 +24,7 @@ def features() -> list[Feature]:
         buttons.feature,  # a click is redispatched as its typed command
         tasks.feature,  # 完成 / 推迟 / #待办
         accounts.feature,  # #客户
-        leads.feature,  # #线索, 认领 / 转派 / 退回 / 详情 / 指派 N, #请假 / #销假
+        replace(leads.feature, routes=leads_api.routes),  # + POST /api/leads; #线索, 认领 / 转派 / 退回 / 详情 / 指派 N, #请假 / #销假
         notes.feature,  # corrections, pending answers, then new notes
         fallback.feature,
     ]

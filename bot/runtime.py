@@ -102,6 +102,9 @@ class Runtime:
         self._background: list[Background] = [
             service for feature in self.features if feature.services is not None for service in feature.services(self.app)
         ]
+        self._routes: list[web.RouteDef] = [
+            route for feature in self.features if feature.routes is not None for route in feature.routes(self.app)
+        ]
         self._stop = asyncio.Event()
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,7 +137,7 @@ class Runtime:
                 await service.start()
             await self.jobs.start()
         if http:
-            self._runner = web.AppRunner(create_web_app(self.app), access_log=None, handle_signals=False, shutdown_timeout=5)
+            self._runner = web.AppRunner(create_web_app(self.app, self._routes), access_log=None, handle_signals=False, shutdown_timeout=5)
             await self._runner.setup()
             site = web.TCPSite(self._runner, cfg.server.host, cfg.server.port)
             await site.start()

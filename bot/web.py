@@ -1,8 +1,8 @@
-"""The aiohttp application: channel callbacks, /healthz and /metrics."""
+"""The aiohttp application: channel callbacks, /healthz, /metrics and the routes features bring."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -82,11 +82,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"X-Metrics": "prometheus"})
 
 
-def create_web_app(app: AppContext) -> web.Application:
+def create_web_app(app: AppContext, routes: Sequence[web.RouteDef] = ()) -> web.Application:
+    """Health, metrics, the channels' callbacks and the features' own endpoints (``routes``)."""
     web_app = web.Application(client_max_size=app.config.server.max_body_bytes, middlewares=[_errors])
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     for channel in app.channels.values():
         channel.setup_routes(web_app)
+    web_app.router.add_routes(list(routes))
     return web_app
