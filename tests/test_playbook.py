@@ -63,7 +63,7 @@ def test_default_playbook_is_complete() -> None:
         assert all("示例" in c for c in e.cases), f"#{e.tag}: cases must be marked as examples"
     ours = [c for c in playbook.commands if c.ours]
     assert [c.tag for c in ours] == ["帮助"]
-    assert {c.tag for c in playbook.commands if not c.ours} == {"待办", "客户"}
+    assert {c.tag for c in playbook.commands if not c.ours} == {"待办", "客户", "线索", "请假", "销假"}
 
 
 @pytest.mark.parametrize("typed", ["#价格", "价格", "＃价格", "#PRICE", "#Price", "＃ｐｒｉｃｅ", "#报价", "#降价"])
