@@ -159,7 +159,7 @@ Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg
 
 def _topic_commands() -> list[Register]:
     """Each topic module of the CLI adds its own sub-commands; all CLI code lives in ``bot.cli``."""
-    from bot.cli import calendar, nlp, outbox, playbook, speech
+    from bot.cli import calendar, leads, nlp, outbox, playbook, speech
 
     return [
         nlp.register_commands,
@@ -167,6 +167,7 @@ def _topic_commands() -> list[Register]:
         playbook.register_commands,
         calendar.register_commands,
         outbox.register_commands,
+        leads.register_commands,
     ]
 
 
