@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ import pytest
 from bot.cli import main
 from tests.conftest import DEMO_ORG
 from tests.test_leads_flow import rules_file
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``main`` configures structlog to print to the (captured) stderr; later tests must not inherit it."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()
+
 
 HEADER = "id,hospital,department,contact,phone,region,product_line,grade,source\n"
 
