@@ -13,6 +13,7 @@ from bot.cli import main
 from tests.conftest import DEMO_ORG
 from tests.test_leads_flow import rules_file
 
+
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """``main`` configures structlog to print to the (captured) stderr; later tests must not inherit it."""

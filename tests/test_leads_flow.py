@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from bot.clock import FakeClock
 from bot.runtime import Runtime
-from handlers.leads import service
+from handlers.leads import commands, service
 from handlers.leads.intake import LeadInput
 from reminders.timers import sweep_timers
 from storage.models import Lead, LeadOffer, Opportunity, OutboxRow, Person, Timer
@@ -266,8 +266,8 @@ async def test_claim_and_a_manager_assignment_at_the_same_moment_one_wins_the_lo
             person = await s.scalar(select(Person).where(Person.key == key))
             assert person is not None
             if action == "claim":
-                return await service.claim(app, s, lead_id, person, now=app.clock.now())
-            return await service.assign(app, s, lead_id, person, "lina", now=app.clock.now())
+                return await commands.claim(app, s, lead_id, person, now=app.clock.now())
+            return await commands.assign(app, s, lead_id, person, "lina", now=app.clock.now())
 
     rep = await holder(runtime, lead_id)
     other = next(k for k in NAMES if k != rep)
@@ -275,7 +275,7 @@ async def test_claim_and_a_manager_assignment_at_the_same_moment_one_wins_the_lo
     async def assign_other() -> service.Outcome:
         async with app.sessions() as s, s.begin():
             manager = await s.scalar(select(Person).where(Person.key == "wang_jl"))
-            return await service.assign(app, s, lead_id, manager, other, now=app.clock.now())  # type: ignore[arg-type]
+            return await commands.assign(app, s, lead_id, manager, other, now=app.clock.now())  # type: ignore[arg-type]
 
     claimed, assigned = await asyncio.gather(as_(rep, "claim"), assign_other())
     assert sorted([claimed.status, assigned.status]) == ["claimed", "lost"]
@@ -297,7 +297,7 @@ async def test_two_claim_clicks_at_the_same_moment_make_one_claim(make_runtime: 
     async def click() -> service.Outcome:
         async with app.sessions() as s, s.begin():
             person = await s.scalar(select(Person).where(Person.key == rep))
-            return await service.claim(app, s, out.lead.id, person, now=app.clock.now())  # type: ignore[arg-type, union-attr]
+            return await commands.claim(app, s, out.lead.id, person, now=app.clock.now())  # type: ignore[arg-type, union-attr]
 
     results = await asyncio.gather(click(), click())
     assert sorted(r.status for r in results) == ["claimed", "lost"]

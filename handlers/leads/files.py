@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.leads.intake import DEFAULT_TZ, FIELD_LABELS, LeadInput, RowError, cell_text, clean_text, lead_from_values
+from handlers.leads.intake import (
+    DEFAULT_TZ,
+    FIELD_LABELS,
+    LeadInput,
+    RowError,
+    cell_text,
+    clean_text,
+    lead_from_values,
+)
 
 # Header spellings accepted in files (case- and space-insensitive); "id" is the file name of external_id.
 HEADER_ALIASES = {

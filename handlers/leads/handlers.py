@@ -16,7 +16,7 @@ from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches
 from handlers.common.dates import local_now, parse_answer_date
-from handlers.leads import cards, service
+from handlers.leads import cards, commands, service
 from handlers.leads.intake import CHAT_TAG, LeadInput, parse_chat_lead, quality_problems
 from handlers.notes.dialog_state import clear_pending, load_pending, set_pending
 from storage.models import Lead, LeadOffer, Person
@@ -82,7 +82,7 @@ def router(app: AppContext) -> Router:
     async def claim(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         m = re.match(CLAIM_RX, msg.text.strip())
         assert m is not None
-        return _answer(await service.claim(app, hc.session, _number(m.group(1)), hc.person, now=hc.now))
+        return _answer(await commands.claim(app, hc.session, _number(m.group(1)), hc.person, now=hc.now))
 
     @r.on(matches(TRANSFER_RX))
     async def transfer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
@@ -92,15 +92,15 @@ def router(app: AppContext) -> Router:
         if not target:
             lead = await hc.session.get(Lead, number)
             if lead is None or lead.assignee_id != hc.person.id:
-                return _answer(await service.transfer(app, hc.session, number, hc.person, "", now=hc.now))
+                return _answer(await commands.transfer(app, hc.session, number, hc.person, "", now=hc.now))
             return Reply(text=f"转派给谁？请回复“转派 {number} 给 姓名”。")
-        return _answer(await service.transfer(app, hc.session, number, hc.person, target, now=hc.now))
+        return _answer(await commands.transfer(app, hc.session, number, hc.person, target, now=hc.now))
 
     @r.on(matches(RETURN_RX))
     async def give_back(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         m = re.match(RETURN_RX, msg.text.strip())
         assert m is not None
-        return _answer(await service.return_lead(app, hc.session, _number(m.group(1)), hc.person, m.group(2), now=hc.now))
+        return _answer(await commands.return_lead(app, hc.session, _number(m.group(1)), hc.person, m.group(2), now=hc.now))
 
     @r.on(matches(ASSIGN_RX))
     async def assign(msg: Inbound, hc: HandlerContext) -> HandlerResult:
@@ -109,7 +109,7 @@ def router(app: AppContext) -> Router:
         number, target = _number(m.group(1)), m.group(2).strip()
         if not target:
             return Reply(text=f"指派给谁？请回复“指派 {number} 给 姓名”。")
-        return _answer(await service.assign(app, hc.session, number, hc.person, target, now=hc.now))
+        return _answer(await commands.assign(app, hc.session, number, hc.person, target, now=hc.now))
 
     @r.on(matches(DETAIL_RX))
     async def detail(msg: Inbound, hc: HandlerContext) -> HandlerResult:
@@ -118,9 +118,9 @@ def router(app: AppContext) -> Router:
         lead = await hc.session.get(Lead, _number(m.group(1)))
         if lead is None:
             return Reply(text=f"没有找到线索 {m.group(1)}。")
-        if not await service.can_see(hc.session, hc.person, lead):
-            return _answer(await service.refuse(app, hc.session, lead, hc.person, "详情", hc.now))
-        holder = await service.name_of(hc.session, lead.assignee_id) if lead.assignee_id else ""
+        if not await commands.can_see(hc.session, hc.person, lead):
+            return _answer(await commands.refuse(app, hc.session, lead, hc.person, "详情", hc.now))
+        holder = await commands.name_of(hc.session, lead.assignee_id) if lead.assignee_id else ""
         offers = (await hc.session.execute(
             select(LeadOffer, Person.name).join(Person, Person.id == LeadOffer.rep_id)
             .where(LeadOffer.lead_id == lead.id).order_by(LeadOffer.id))).all()
@@ -138,13 +138,13 @@ def router(app: AppContext) -> Router:
         if parsed is None or parsed.due < today:
             return Reply(text="请假到哪天？例如“#请假 到周五”。")
         until = datetime.combine(parsed.due + timedelta(days=1), time(), tzinfo=app.config.tz)
-        await service.set_away(hc.session, hc.person, until, now=hc.now)
+        await commands.set_away(hc.session, hc.person, until, now=hc.now)
         return Reply(text=f"已登记请假至 {parsed.due.month}月{parsed.due.day}日，期间不给你派新线索。回来后发 #销假。",
                      tag="lead.away")
 
     @r.on(matches(BACK_RX))
     async def back(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        await service.set_away(hc.session, hc.person, None, now=hc.now)
+        await commands.set_away(hc.session, hc.person, None, now=hc.now)
         return Reply(text="欢迎回来，已恢复派发线索。", tag="lead.back")
 
     return r
@@ -175,7 +175,7 @@ async def _intake_text(hc: HandlerContext, outcome: service.Outcome) -> str:
     lead = outcome.lead
     assert lead is not None
     if outcome.status == service.OFFERED:
-        return f"✅ 线索 #{lead.id} 已录入，派给{await service.name_of(hc.session, lead.assignee_id)}。"
+        return f"✅ 线索 #{lead.id} 已录入，派给{await commands.name_of(hc.session, lead.assignee_id)}。"
     if outcome.status == service.MANAGER_QUEUE:
         return f"✅ 线索 #{lead.id} 已录入，暂无可派的销售，已转经理分配。"
     if outcome.status == service.MERGED:
@@ -188,12 +188,12 @@ async def _intake_text(hc: HandlerContext, outcome: service.Outcome) -> str:
 async def _list(app: AppContext, hc: HandlerContext) -> HandlerResult:
     person = hc.person
     if person.role == "rep":
-        card = cards.rep_list_card(await service.offers_of(hc.session, person), await service.untouched_of(hc.session, person))
+        card = cards.rep_list_card(await commands.offers_of(hc.session, person), await commands.untouched_of(hc.session, person))
     elif person.role == "manager" and person.team_id is not None:
-        leads = await service.team_open_leads(hc.session, person.team_id)
+        leads = await commands.team_open_leads(hc.session, person.team_id)
         card = cards.team_list_card("团队线索", [(lead, await _holder(hc, lead)) for lead in leads])
     elif person.role in service.OPS_ROLES:
-        leads = await service.team_open_leads(hc.session, None)
+        leads = await commands.team_open_leads(hc.session, None)
         card = cards.team_list_card("全部未处理线索", [(lead, await _holder(hc, lead)) for lead in leads])
     else:
         return Reply(text=f"录入线索：{CHAT_TAG} 医院 科室 联系人 电话 产品线 等级 来源，或直接描述。")
@@ -201,4 +201,4 @@ async def _list(app: AppContext, hc: HandlerContext) -> HandlerResult:
 
 
 async def _holder(hc: HandlerContext, lead: Lead) -> str:
-    return await service.name_of(hc.session, lead.assignee_id) if lead.assignee_id else ""
+    return await commands.name_of(hc.session, lead.assignee_id) if lead.assignee_id else ""
