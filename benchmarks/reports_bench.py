@@ -35,6 +35,7 @@ from storage.models import (  # noqa: E402
     Escalation,
     Installment,
     Lead,
+    LeadOffer,
     Note,
     Opportunity,
     PaymentPlan,
@@ -103,9 +104,13 @@ async def seed(app, now: datetime) -> None:  # type: ignore[no-untyped-def]
         await s.execute(insert(AuditLog), [{"actor_id": o, "entity": "opportunity", "entity_id": i, "field": "stage",
                                             "old": rng.choice(STAGES), "new": rng.choice(STAGES), "at": now - timedelta(days=rng.randrange(0, 14))}
                                            for i, o, _a in opps[::4]])
-        await s.execute(insert(Lead), [{"assigned_to": r, "status": "claimed", "payload": {}, "created_at": now - timedelta(hours=k * 7),
-                                        "claimed_at": now - timedelta(hours=k * 7) + timedelta(minutes=rng.randrange(1, 40))}
-                                       for r in reps for k in range(5)])
+        lead_rows = [(r, now - timedelta(hours=k * 7), rng.randrange(1, 40)) for r in reps for k in range(5)]
+        await s.execute(insert(Lead), [{"assignee_id": r, "status": "claimed", "decision": {}, "problems": [], "created_at": at,
+                                        "claimed_at": at + timedelta(minutes=m), "updated_at": at} for r, at, m in lead_rows])
+        lead_ids = (await s.scalars(select(Lead.id).order_by(Lead.id))).all()
+        await s.execute(insert(LeadOffer), [{"lead_id": lid, "rep_id": r, "offered_at": at, "status": "claimed",
+                                             "closed_at": at + timedelta(minutes=m), "reason": ""}
+                                            for lid, (r, at, m) in zip(lead_ids, lead_rows)])
         owed = opps[::40]
         await s.execute(insert(PaymentPlan), [{"opportunity_id": i, "owner_id": o, "total_amount": 100000, "source": "import",
                                                "created_at": now} for i, o, _a in owed])

@@ -7,19 +7,23 @@ before commands, commands before pending answers, and the catch-all comes last.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.clock import Clock
 from bot.config import Config
 from bot.features import Feature
 from bot.runtime import Runtime
-from bot.web import WebRoutes
 
 
 def features() -> list[Feature]:
+    from bot import dashboard
+    from bot.api import leads as leads_api
     from handlers import (
         accounts,
         buttons,
         escalations,
         fallback,
+        leads,
         notes,
         playbook,
         reports,
@@ -32,18 +36,12 @@ def features() -> list[Feature]:
         tasks.feature,  # 完成 / 推迟 / #待办
         accounts.feature,  # #客户
         escalations.feature,  # 跟进中/稍后提醒/改派/暂停 E12, #预警 #卡单 #逾期, #回款 … 已到账; stalled-deal and receivable ladders
-        reports.feature,  # #团队 #漏斗 #健康 #审计 #看板, and questions (never filed as notes), weekly digest
+        replace(reports.feature, routes=dashboard.routes),  # #团队 #漏斗 #健康 #审计 #看板, questions, weekly digest; /dash/
+        replace(leads.feature, routes=leads_api.routes),  # + POST /api/leads; #线索, 认领 / 转派 / 退回 / 详情 / 指派 N, #请假 / #销假
         notes.feature,  # corrections, pending answers, then new notes
         fallback.feature,
     ]
 
 
-def web_routes() -> list[WebRoutes]:
-    """HTTP surfaces beyond channels, /healthz and /metrics: the read-only dashboard under /dash/."""
-    from bot import dashboard
-
-    return [dashboard.setup]
-
-
 def build_runtime(config: Config, *, clock: Clock | None = None) -> Runtime:
-    return Runtime(config, features(), clock=clock, web_routes=web_routes())
+    return Runtime(config, features(), clock=clock)

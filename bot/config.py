@@ -118,6 +118,12 @@ class EscalationsConfig(_Section):
     snooze_tick_seconds: float = Field(30, gt=0, le=3600, description="how often each node looks for snoozed cards that are due")
 
 
+class LeadsConfig(_Section):
+    enabled: bool = Field(True, description="lead intake from chat (#线索) and the HTTP API; offers and claims always work")
+    rules: str = Field("", description="routing rules TOML; empty = the packaged handlers/leads/rules/default.toml")
+    api_token: str = Field("", description="bearer token for POST /api/leads (GENJIN_LEADS_API_TOKEN); empty = endpoint off")
+
+
 class PlaybookConfig(_Section):
     dir: str = Field("", description="playbook TOML directory; empty = the packaged default playbook")
     watch: bool = True
@@ -213,6 +219,7 @@ class Config(_Section):
     timers: TimersConfig = TimersConfig()
     alerts: AlertsConfig = AlertsConfig()
     escalations: EscalationsConfig = EscalationsConfig()
+    leads: LeadsConfig = LeadsConfig()
     local: LocalChannelConfig = LocalChannelConfig()
     wecom: WeComConfig = WeComConfig()
     dingtalk: DingTalkConfig = DingTalkConfig()
@@ -260,7 +267,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 #: Keys whose values are credentials: an error about them must not print the value.
 SECRET_KEYS = frozenset(
-    {"secret", "token", "encoding_aes_key", "client_secret", "robot_secret", "robot_webhook_key", "robot_webhook", "password"}
+    {"secret", "token", "api_token", "encoding_aes_key", "client_secret", "robot_secret", "robot_webhook_key", "robot_webhook", "password"}
 )
 
 

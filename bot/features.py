@@ -1,4 +1,4 @@
-"""What a feature contributes to a runtime: a router, preprocessors, named jobs, ladder handlers, services.
+"""What a feature contributes to a runtime: a router, preprocessors, named jobs, ladder handlers, services, HTTP routes.
 
 Each package under ``handlers/`` exposes one :class:`Feature`; the composition root
 (:mod:`bot.app`) lists them in routing order. The runtime only sees this shape, so it
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from bot.context import AppContext
     from bot.pipeline.dispatcher import Preprocessor
     from bot.router import Router
@@ -35,3 +37,5 @@ class Feature:
     jobs: Callable[[JobQueue, AppContext], None] | None = None
     services: Callable[[AppContext], Sequence[Background]] | None = None
     ladders: Mapping[str, LevelHandler] = field(default_factory=dict)  # ladder id → what its levels do
+    # HTTP endpoints (e.g. POST /api/leads); the adapter lives in bot.api and is attached by the composition root
+    routes: Callable[[AppContext], Sequence[web.RouteDef]] | None = None

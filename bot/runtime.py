@@ -25,7 +25,7 @@ from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.workers import poll
 from bot.router import Router
 from bot.services import Services
-from bot.web import WebRoutes, create_web_app
+from bot.web import create_web_app
 from reminders.calendar import load_calendar
 from reminders.jobs import JobQueue
 from reminders.ladders import load_ladders
@@ -69,8 +69,7 @@ def build_router(app: AppContext, features: Sequence[Feature]) -> Router:
 
 
 class Runtime:
-    def __init__(self, config: Config, features: Sequence[Feature], *, clock: Clock | None = None,
-                 web_routes: Sequence[WebRoutes] = ()) -> None:
+    def __init__(self, config: Config, features: Sequence[Feature], *, clock: Clock | None = None) -> None:
         engine = create_engine(config.database.url, echo=config.database.echo, pool_size=config.database.pool_size)
         # Connections reserved for acknowledgements, so storing a callback never queues behind handler
         # work. On SQLite (one writer) the ingest connection does not use the busy handler, which sleeps
@@ -92,7 +91,6 @@ class Runtime:
             timers=Timers(calendar, load_ladders(config.timers.ladders_dir or None)),
         )
         self.features = list(features)
-        self.web_routes = list(web_routes)
         for feature in self.features:
             for ladder_id, handler in feature.ladders.items():
                 self.app.timers.handle(ladder_id, handler)
@@ -108,6 +106,9 @@ class Runtime:
                 feature.jobs(self.jobs, self.app)
         self._background: list[Background] = [
             service for feature in self.features if feature.services is not None for service in feature.services(self.app)
+        ]
+        self._routes: list[web.RouteDef] = [
+            route for feature in self.features if feature.routes is not None for route in feature.routes(self.app)
         ]
         self._stop = asyncio.Event()
         self._stopped = False
@@ -141,7 +142,7 @@ class Runtime:
                 await service.start()
             await self.jobs.start()
         if http:
-            self._runner = web.AppRunner(create_web_app(self.app, self.web_routes), access_log=None, handle_signals=False, shutdown_timeout=5)
+            self._runner = web.AppRunner(create_web_app(self.app, self._routes), access_log=None, handle_signals=False, shutdown_timeout=5)
             await self._runner.setup()
             site = web.TCPSite(self._runner, cfg.server.host, cfg.server.port)
             await site.start()

@@ -1,4 +1,4 @@
-"""The aiohttp application: channel callbacks, /healthz and /metrics."""
+"""The aiohttp application: channel callbacks, /healthz, /metrics and the routes features bring."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from storage.db import ping
 APP_KEY = web.AppKey("genjin", AppContext)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-WebRoutes = Callable[[AppContext, web.Application], None]
-"""Extra routes the composition root mounts (the dashboard); the runtime does not know what they are."""
 
 
 @web.middleware
@@ -84,13 +82,13 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"X-Metrics": "prometheus"})
 
 
-def create_web_app(app: AppContext, extra: Sequence[WebRoutes] = ()) -> web.Application:
+def create_web_app(app: AppContext, routes: Sequence[web.RouteDef] = ()) -> web.Application:
+    """Health, metrics, the channels' callbacks and the features' own endpoints (``routes``)."""
     web_app = web.Application(client_max_size=app.config.server.max_body_bytes, middlewares=[_errors])
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     for channel in app.channels.values():
         channel.setup_routes(web_app)
-    for mount in extra:
-        mount(app, web_app)
+    web_app.router.add_routes(list(routes))
     return web_app

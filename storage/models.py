@@ -96,6 +96,7 @@ class Person(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=20)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_platform: Mapped[str] = mapped_column(String(16), default="")
+    away_until: Mapped[datetime | None] = mapped_column()  # #请假: no lead offers until then
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -176,19 +177,65 @@ class Task(Base):
 
 
 class Lead(Base):
+    """A sales lead from a file, the API or chat, and where it stands.
+
+    ``status``: quarantined (a person must fix it) | offered (one live offer) | claimed |
+    merged (``merged_into_id``) | manager_queue | returned (waiting for ops). ``team_id`` is
+    the team whose manager answers for it (the offered rep's team, or the pool's).
+    """
+
     __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_status_created", "status", "created_at"),
+        Index("ix_leads_phone", "phone"),
+        Index("ix_leads_contact", "contact"),
+        Index("ix_leads_assignee", "assignee_id", "status"),
+    )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
-    name: Mapped[str] = mapped_column(String(128), default="")
+    source: Mapped[str] = mapped_column(String(64), default="")
     hospital: Mapped[str] = mapped_column(String(128), default="")
+    department: Mapped[str] = mapped_column(String(64), default="")
+    contact: Mapped[str] = mapped_column(String(64), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")  # normalised (intake.normalize_phone)
     region: Mapped[str] = mapped_column(String(64), default="")
     product_line: Mapped[str] = mapped_column(String(64), default="")
     grade: Mapped[str] = mapped_column(String(16), default="")
-    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="new")
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    pool: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[dict[str, Any]] = mapped_column(default=dict)  # reason, skipped
+    problems: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LeadOffer(Base):
+    """One offer of a lead to one rep. At most one row per lead is ``offered`` (a partial unique index)."""
+
+    __tablename__ = "lead_offers"
+    __table_args__ = (
+        Index("ix_lead_offers_lead", "lead_id", "status"),
+        Index("ix_lead_offers_rep", "rep_id", "offered_at"),
+        Index("uq_lead_offers_live", "lead_id", unique=True,
+              sqlite_where=text("status = 'offered'"), postgresql_where=text("status = 'offered'")),
+    )
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"))
+    rep_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    offered_at: Mapped[datetime] = mapped_column()
+    # offered | claimed | expired | returned | reassigned | lost_race
+    status: Mapped[str] = mapped_column(String(16), default="offered")
+    closed_at: Mapped[datetime | None] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class Escalation(Base):

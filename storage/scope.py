@@ -30,6 +30,7 @@ from storage.models import (
     AuditLog,
     Escalation,
     Lead,
+    LeadOffer,
     Note,
     Opportunity,
     PaymentPlan,
@@ -89,7 +90,12 @@ class Scope:
     def leads(self) -> ColumnElement[bool]:
         if self.finance:
             return false()
-        return self._people_in(Lead.assigned_to)
+        return self._people_in(Lead.assignee_id)
+
+    def lead_offers(self) -> ColumnElement[bool]:
+        if self.finance:
+            return false()
+        return self._people_in(LeadOffer.rep_id)
 
     def escalations(self) -> ColumnElement[bool]:
         if self.finance:

@@ -16,6 +16,7 @@ from storage.models import (
     Escalation,
     Installment,
     Lead,
+    LeadOffer,
     Note,
     Opportunity,
     PaymentPlan,
@@ -63,8 +64,11 @@ async def seed(app: Any, now: datetime, *, per_rep: int = 6, notes_per_rep: int 
             for j in range(notes_per_rep):
                 s.add(Note(author_id=rep.id, account_id=account.id, opportunity_id=ids[j % len(ids)],
                            raw_text=f"{rep.name}的跟进记录{j}：拜访{account.name}", created_at=now - timedelta(hours=j * 5)))
-            s.add(Lead(name=f"{rep.name}线索", assigned_to=rep.id, status="claimed", created_at=now - timedelta(hours=2),
-                       claimed_at=now - timedelta(hours=2) + timedelta(minutes=5 + rep.id)))
+            lead = Lead(hospital=f"{rep.name}的线索医院", assignee_id=rep.id, team_id=rep.team_id, status="claimed",
+                        created_at=now - timedelta(hours=2), claimed_at=now - timedelta(hours=2) + timedelta(minutes=5 + rep.id))
+            s.add(lead)
+            await s.flush()
+            s.add(LeadOffer(lead_id=lead.id, rep_id=rep.id, offered_at=lead.created_at, status="claimed", closed_at=lead.claimed_at))
         east = next(r for r in reps if r.key == "zhangwei")
         plan = PaymentPlan(opportunity_id=out["opps"]["zhangwei"][0], owner_id=east.id, total_amount=300000, source="import",
                            created_at=now - timedelta(days=40))

@@ -15,7 +15,15 @@ from sqlalchemy import select
 
 from bot.clock import FakeClock
 from reminders.timers import sweep_timers
-from storage.models import AuditLog, Escalation, Opportunity, OutboxRow, Person, Task, Timer
+from storage.models import (
+    AuditLog,
+    Escalation,
+    Opportunity,
+    OutboxRow,
+    Person,
+    Task,
+    Timer,
+)
 from tests.conftest import RuntimeFactory
 from tests.harness import SH, Harness, rows
 

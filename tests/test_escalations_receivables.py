@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from bot.cli.payments import run_import
-from bot.clock import FakeClock
 from storage.models import Installment, OutboxRow, PaymentPlan, PaymentReceipt, Timer
 from tests.conftest import RuntimeFactory
 from tests.harness import Harness, rows

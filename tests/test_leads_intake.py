@@ -8,13 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from handlers.leads.files import parse_lead_file
 from handlers.leads.intake import (
     LeadInput,
     normalize_grade,
     normalize_phone,
     parse_api_payload,
     parse_chat_lead,
-    parse_lead_file,
     quality_problems,
 )
 

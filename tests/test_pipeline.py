@@ -287,3 +287,28 @@ async def test_claims_honour_their_limit(make_runtime: RuntimeFactory) -> None:
         await runtime.dispatcher.handle(app, row_id, attempt)
     assert len(await outbox.claim(app, app.channels, limit=3)) == 3
     assert len(await outbox.claim(app, app.channels, limit=3)) == 2
+
+
+def test_genjin_outbox_retry_requeues_failed_rows(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The command an operator runs after a long outage (it builds the whole runtime from config)."""
+    import asyncio as aio
+
+    from bot.cli import main
+    from storage.db import create_engine as engine_for
+    from storage.db import session_factory, upgrade_sync
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+    upgrade_sync(url)
+
+    async def seed() -> None:
+        engine = engine_for(url)
+        async with session_factory(engine)() as session:
+            async with session.begin():
+                outbox.enqueue(session, platform="local", recipient="zhangwei", reply=Reply(text="你好"), now=MONDAY, status="failed")
+        await engine.dispose()
+
+    aio.run(seed())
+    config = tmp_path / "genjin.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "outbox", "retry"]) == 0
+    assert "re-queued 1 failed" in capsys.readouterr().out

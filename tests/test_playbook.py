@@ -66,6 +66,7 @@ def test_default_playbook_is_complete() -> None:
     # commands answered by other features, and the typed wordings (撤销, 更正, 改期, 完成) listed in #帮助
     assert {c.tag for c in playbook.commands if not c.ours} == {
         "待办", "客户", "撤销", "更正", "改期", "完成", "预警", "卡单", "逾期", "团队", "漏斗", "健康", "审计", "看板",
+        "线索", "请假", "销假",
     }
 
 

@@ -229,6 +229,7 @@ async def test_two_nodes_sweeping_a_thousand_due_timers_send_each_once(make_runt
     cal = calendar_dir(tmp_path)
     first, recorder = await timers_runtime(make_runtime, clock, cal, timers={"batch": 50})
     second = await make_runtime({"calendar": {"dir": str(cal)}, "timers": {"batch": 50}}, clock=clock, org=None)
+    second.app.timers._handlers.pop("lead_claim", None)
     second.app.timers.handle("lead_claim", recorder)
     async with first.app.sessions() as session:
         async with session.begin():

@@ -209,6 +209,7 @@ def _topic_commands() -> list[Register]:
         calendar,
         digest,
         doctor,
+        leads,
         nlp,
         outbox,
         payments,
@@ -225,6 +226,7 @@ def _topic_commands() -> list[Register]:
         doctor.register_commands,
         payments.register_commands,
         digest.register_commands,
+        leads.register_commands,
     ]
 
 

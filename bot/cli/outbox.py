@@ -19,10 +19,10 @@ def _since(value: str) -> datetime:
 
 
 async def _retry(config: Config, since: datetime | None) -> int:
+    from bot.app import build_runtime
     from bot.pipeline.outbox import requeue_failed
-    from bot.runtime import Runtime
 
-    runtime = Runtime(config)
+    runtime = build_runtime(config)
     try:
         await runtime.start(http=False, workers=False)
         return await requeue_failed(runtime.app, since)

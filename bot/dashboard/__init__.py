@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 
 from bot.context import AppContext
-from bot.web import APP_KEY
 from handlers.common.format import money, stage_label
 from handlers.reports import charts
 from handlers.reports import health as hp
@@ -79,12 +78,14 @@ class Dashboard:
     def __init__(self, app: AppContext) -> None:
         self.app = app
 
-    def setup(self, web_app: web.Application) -> None:
-        web_app.router.add_get("/dash/login", self.login)
-        web_app.router.add_get("/dash/", self.overview)
-        web_app.router.add_get("/dash/deals", self.deal_list)
-        web_app.router.add_get("/dash/deals/{id}", self.deal)
-        web_app.router.add_get("/dash/reps", self.reps)
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/dash/login", self.login),
+            web.get("/dash/", self.overview),
+            web.get("/dash/deals", self.deal_list),
+            web.get("/dash/deals/{id}", self.deal),
+            web.get("/dash/reps", self.reps),
+        ]
 
     # ---- identity -----------------------------------------------------------------
 
@@ -235,8 +236,6 @@ class Dashboard:
         return _page("人员", person, body)
 
 
-def setup(app: AppContext, web_app: web.Application) -> None:
-    """Mount ``/dash/`` (called by the composition root when ``[dashboard] secret`` is set)."""
-    if web_app.get(APP_KEY) is not app:  # pragma: no cover - defensive
-        raise RuntimeError("dashboard mounted on another app's web application")
-    Dashboard(app).setup(web_app)
+def routes(app: AppContext) -> list[web.RouteDef]:
+    """The ``/dash/`` pages (the reports feature brings them; off while ``[dashboard] secret`` is empty)."""
+    return Dashboard(app).routes() if app.config.dashboard.secret else []

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from handlers.leads.dedupe import DuplicateIndex, OpenLead, fold
+from handlers.leads.files import parse_lead_file
 from handlers.leads.intake import (
     DEFAULT_TZ,
     LeadInput,
     parse_datetime,
-    parse_lead_file,
     quality_problems,
 )
 from handlers.leads.routing import OFFERED, RoutingState, initial_state, route

@@ -27,7 +27,7 @@ from storage.models import (
     AuditLog,
     Escalation,
     Installment,
-    Lead,
+    LeadOffer,
     Note,
     Opportunity,
     PaymentPlan,
@@ -176,13 +176,17 @@ class LeadSpeed:
 
 
 async def lead_speed(session: AsyncSession, scope: Scope, since: datetime, until: datetime, now: datetime) -> LeadSpeed:
-    """Speed-to-lead. Reads table ``leads``: ``assigned_to``, ``created_at`` (offered), ``claimed_at``, ``status``."""
-    rows = (
-        await session.execute(
-            select(Lead.assigned_to, Lead.created_at, Lead.claimed_at)
-            .where(Lead.assigned_to.is_not(None), Lead.created_at >= since, Lead.created_at < until, scope.leads())
-        )
-    ).all()
+    """Speed-to-lead: each offer made in the window, and when (if) it was claimed. Reads ``lead_offers``:
+    ``rep_id``, ``offered_at``, ``status`` (``claimed``) and ``closed_at`` (the claim)."""
+    rows = [
+        (rep, offered, closed if status == "claimed" else None)
+        for rep, offered, status, closed in (
+            await session.execute(
+                select(LeadOffer.rep_id, LeadOffer.offered_at, LeadOffer.status, LeadOffer.closed_at)
+                .where(LeadOffer.offered_at >= since, LeadOffer.offered_at < until, scope.lead_offers())
+            )
+        ).all()
+    ]
     minutes = [(claimed - created).total_seconds() / 60 for _p, created, claimed in rows if claimed is not None]
     sla = timedelta(minutes=CLAIM_SLA_MINUTES)
     breaches = sum(
