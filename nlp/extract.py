@@ -13,12 +13,15 @@ from zoneinfo import ZoneInfo
 
 from .actions import ActionDetector
 from .amounts import find_amount
-from .classify import Classifier
+from .classify import Classifier, StageResult
 from .dates import find_dates
 from .entities import EntityFinder
 from .lexicon import Lexicon
 from .segment import Segmenter
+from .statmodel import DEFAULT_PATH, StatModel, combine_concerns, combine_stage, features, signal_names
 from .text import Language
+
+_DEFAULT_MODEL = object()
 
 
 @dataclass
@@ -87,7 +90,10 @@ def _unique(values: list[str]) -> list[str]:
 class Extractor:
     """Holds the compiled lexicon; ``extract`` is pure given (text, now)."""
 
-    def __init__(self, lexicon: Lexicon, tz: str = "Asia/Shanghai") -> None:
+    def __init__(self, lexicon: Lexicon, tz: str = "Asia/Shanghai", model: StatModel | None | object = _DEFAULT_MODEL
+                 ) -> None:
+        """``model``: the statistical stage/concern classifier; by default the shipped weights
+        (``nlp/data/classifier.npz``) when present, ``None`` for the rules alone."""
         self.lexicon = lexicon
         self.tz = ZoneInfo(tz)
         self._lang = Language(lexicon.language)
@@ -98,6 +104,11 @@ class Extractor:
         self._entities = EntityFinder(lexicon, self.segmenter)
         self._classifier = Classifier(lexicon, self._lang)
         self._actions = ActionDetector(lexicon.actions)
+        if model is _DEFAULT_MODEL:
+            model = StatModel.load(DEFAULT_PATH) if DEFAULT_PATH.exists() else None
+        self.model: StatModel | None = model  # type: ignore[assignment]
+        self._dominant = frozenset(g.code for g in lexicon.stages if g.dominant)
+        self._implied = frozenset(g.code for g in lexicon.concerns if g.implied_by_competitor)
 
     def warm_up(self) -> None:
         """Load the tokenizer now instead of on the first hospital name (for servers)."""
@@ -114,6 +125,7 @@ class Extractor:
     def extract(self, text: str, now: datetime | None = None) -> Note:
         now = self.now(now)
         clean = self._lang.normalize(text or "")
+        self.last_clean, self.last_signals = clean, []
         if not clean or self._lang.is_chatter(clean):
             return Note()
         dates = find_dates(clean, now, self.lexicon.holidays)
@@ -136,10 +148,20 @@ class Extractor:
         actions = self._actions.detect(clean, clauses, dates, now.date(),
                                        [(d.start, d.end) for d in departments] + [(c.start, c.end) for c in contacts])
         chosen = self._actions.choose(actions)
+        trace: dict[str, list[str]] = {}
+        vetoed: list[str] = []
         stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
-                                       blocked)
-        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates])
+                                       blocked, trace)
+        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates], vetoed)
         cues = self._classifier.cues(clean, clauses)
+        self.last_signals = signal_names(trace["status"], trace["action"], concerns, vetoed, bool(competitors))
+        if self.model is not None:
+            pred = self.model.predict(features(clean, self.last_signals))
+            combined = combine_stage((stage.code, stage.confidence) if stage else None, trace["status"],
+                                     trace["action"], pred, self.model.policy, self._dominant)
+            stage = StageResult(*combined) if combined else None
+            concerns = combine_concerns(concerns, vetoed, pred, self.model.policy,
+                                        self._implied if competitors else ())
 
         next_action = None
         if chosen is not None:
