@@ -6,8 +6,9 @@ second in one process.  See the sibling modules for the reasoning behind each st
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,6 +84,28 @@ def _join_split_dates(clauses: list[tuple[int, int]], dates) -> list[tuple[int, 
     return out
 
 
+# a bare weekday ("周日", not "下周日"/"周日前") in a clause that reports what happened ("周日跟关主任吃了个饭",
+# "周日也没闲着啊刚跟彭主任通了电话") is the one just past, not the next one
+_BARE_WEEKDAY = re.compile(r"(?<![下上本这个])(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])")
+_PAST_AFTER = re.compile(r"刚|已经|已|(?<![定约订排好])了(?!解)|过了")
+_WEEKDAY_INDEX = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6,
+                  "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}
+
+
+def _past_weekdays(text: str, dates: list, clauses: list[tuple[int, int]], today: date) -> list:
+    out = []
+    for d in dates:
+        m = _BARE_WEEKDAY.match(text, d.span[0])
+        if m is not None and not d.deadline and not d.past:
+            end = next((e for s, e in clauses if s <= d.span[0] < e), len(text))
+            if _PAST_AFTER.search(text, d.span[1], end):
+                wd = _WEEKDAY_INDEX[m.group("wd")]
+                day = today - timedelta(days=(today.weekday() - wd) % 7)
+                d = replace(d, due=day, due_at=None, past=True)  # reported: done, even when it was today
+        out.append(d)
+    return out
+
+
 def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -131,6 +154,7 @@ class Extractor:
         dates = find_dates(clean, now, self.lexicon.holidays)
         clauses = self._lang.split_long(clean, _join_split_dates(Language.clauses(clean), dates),
                                         (d.span[0] for d in dates))
+        dates = _past_weekdays(clean, dates, clauses, now.date())
         ent = self._entities
 
         competitors = ent.competitors(clean)
