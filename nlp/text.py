@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from .lexicon import KeywordGroup, LanguageWords
 from .numerals import FULLWIDTH
 
-_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+|\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
+_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
 
 
 class LiteralMatcher:
