@@ -18,7 +18,12 @@ from .dates import DueDate
 from .lexicon import ActionWords
 from .text import alternation
 
-_DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
+_DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*"
+                             # "下周三前给", "docs due 10/20", "scheduled next Wednesday": a bare give/send verb or an
+                             # English scheduling word leaves the date apart from the action it belongs to
+                             r"(?:(?:给|发|交|回|报|要)[\s吧啊了，。,.!！~]*"
+                             r"|(?i:(?:[A-Za-z]+\s+)?(?:due|scheduled(?:\s+for)?|set\s+for|planned\s+for|by|on)\s*))?"
+                             r"[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
 # a verb directly followed by experiential 过 reports something done ("跟经理确认过", "聊过");
 # not 过去/过来 (directions), 过一遍/过一下 (a review still to do)
 _EXPERIENTIAL = re.compile(r"过(?![去来一目])")
