@@ -155,6 +155,7 @@ class Extractor:
         clauses = self._lang.split_long(clean, _join_split_dates(Language.clauses(clean), dates),
                                         (d.span[0] for d in dates))
         dates = _past_weekdays(clean, dates, clauses, now.date())
+        clauses = self._join_open_ba(clean, clauses)
         ent = self._entities
 
         competitors = ent.competitors(clean)
@@ -211,6 +212,20 @@ class Extractor:
                                            customer.confidence if customer else 0.0)
         note.missing = self._missing(note)
         return note
+
+    def _join_open_ba(self, text: str, clauses: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """A 把-object cut off from its verb by a space ("EOD 之前把 NMPA 证书 发给 Prof. Lin") stays one clause."""
+        if len(clauses) < 2 or "把" not in text:
+            return clauses
+        out = [clauses[0]]
+        for s, e in clauses[1:]:
+            ps, pe = out[-1]
+            ba = text.rfind("把", ps, pe)
+            if ba >= 0 and not text[pe:s].strip() and self._actions._verb(text[ba + 1:pe]) is None:
+                out[-1] = (ps, e)
+            else:
+                out.append((s, e))
+        return out
 
     def _missing(self, note: Note) -> list[str]:
         required = self.lexicon.required.get(note.stage or "default", self.lexicon.required["default"])
