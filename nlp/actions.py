@@ -19,7 +19,12 @@ from .lexicon import ActionWords
 from .text import alternation
 
 _SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
-_DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
+_DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*"
+                             # "下周三前给", "docs due 10/20", "scheduled next Wednesday": a bare give/send verb or an
+                             # English scheduling word leaves the date apart from the action it belongs to
+                             r"(?:(?:给|发|交|回|报|要)[\s吧啊了，。,.!！~]*"
+                             r"|(?i:(?:[A-Za-z]+\s+)?(?:due|scheduled(?:\s+for)?|set\s+for|planned\s+for|by|on)\s*))?"
+                             r"[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
 # a verb directly followed by experiential 过 reports something done ("跟经理确认过", "聊过");
 # not 过去/过来 (directions), 过一遍/过一下 (a review still to do)
 _EXPERIENTIAL = re.compile(r"过(?![去来一目])")
@@ -28,6 +33,8 @@ _MODAL_AFTER = re.compile(r"(?:我们|我|咱们)?(?:一定|务必|必须|需要
 # a question ("明天几点开会来着？", "你能帮我整理周报吗") or a forecast ("估计下周能签") commits to nothing
 _QUESTION_END = re.compile(r"(?:吗|么|来着|呢)[\s]*$")
 _FORECAST = re.compile(r"估计|可能|应该会|大概会|说不定|或许")
+_OWN_BEFORE = re.compile(r"(?:^|[，,\s])(?:我们|我|咱们|咱)(?:这边)?(?:争取|尽量|会)?$")
+_OWN_AFTER = re.compile(r"\s*(?:我们|我|咱们|咱)(?:这边)?(?:先|再|就|会|争取|尽量)?")
 _REQUEST_TO_REP = re.compile(r"(?:让|要|叫|请|要求|希望|需要)(?:我们|我|咱们|咱)(?:先|再|尽快|马上)?")
 _GIVE_PRONOUN = re.compile(r"(给|跟|和|找)(?:他们|她们|他|她)(?![们])")
 _LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|还要|还得|要|得|会)+")
@@ -164,9 +171,13 @@ class ActionDetector:
             if speech or inherited or party_opened or (
                     self._third_party is not None and self._third_party.search(clause)):
                 return False
+            # "我下周四前先出初稿", "下周四之前我给公司打个报告": the rep as subject with a deadline
+            # commits even with a verb the lexicon lacks
             return any(d.due >= today and not d.past and 0 < d.span[1] - offset <= len(clause)
                        and clause[d.span[1] - offset - 1] in "前内止"
-                       and _MODAL_AFTER.match(clause, d.span[1] - offset) for d in dates)
+                       and (_MODAL_AFTER.match(clause, d.span[1] - offset)
+                            or _OWN_BEFORE.search(clause, 0, d.span[0] - offset)
+                            or _OWN_AFTER.match(clause, d.span[1] - offset)) for d in dates)
         if request:
             return True
         if inherited and not speech and not self._subject.search(clause, 0, verb.start()):

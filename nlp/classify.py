@@ -61,8 +61,11 @@ class Classifier:
         self._concern_keeps = {g.code for g in lexicon.concerns if g.negation_keeps}
 
     def stage(self, text: str, clauses: Sequence[tuple[int, int]], action_spans: Sequence[tuple[int, int]],
-              competitors: Sequence[Mention], names: Sequence[tuple[int, int]] = ()) -> StageResult | None:
-        """``names``: spans of departments/accounts; a keyword inside one ("招标办") is no signal."""
+              competitors: Sequence[Mention], names: Sequence[tuple[int, int]] = (),
+              trace: dict[str, list[str]] | None = None) -> StageResult | None:
+        """``names``: spans of departments/accounts; a keyword inside one ("招标办") is no signal.
+        ``trace``, when given, receives the codes of the status and action hits (the statistical
+        model uses them as features and to break ties)."""
         status_hits: list[tuple[int, str]] = []
         action_hits: list[tuple[int, str]] = []
         for hit in self._stages.scan(text):
@@ -90,6 +93,9 @@ class Classifier:
                     if any(before.endswith(w) for w in group.competitor_before) or \
                             any(w in after for w in group.competitor_after):
                         status_hits.append((comp.start, group.code))
+        if trace is not None:
+            trace["status"] = [c for _, c in sorted(status_hits)]
+            trace["action"] = [c for _, c in sorted(action_hits)]
         for hits in (status_hits, action_hits):
             dominant = [h for h in hits if self._stage[h[1]].dominant]
             if dominant:
@@ -101,23 +107,31 @@ class Classifier:
         return None
 
     def concerns(self, text: str, clauses: Sequence[tuple[int, int]], competitors: Sequence[Mention],
-                 dates: Sequence[tuple[int, int]] = ()) -> list[str]:
+                 dates: Sequence[tuple[int, int]] = (), vetoed: list[str] | None = None) -> list[str]:
+        """``vetoed``, when given, receives the codes whose keywords were present but negated,
+        praised or otherwise ruled out: the statistical model may not add those."""
         found: list[tuple[int, str]] = []
+        vetoes: list[str] = []
         for hit in self._concerns.scan(text):
             i = clause_index(clauses, hit.start)
             s, e = clauses[i] if clauses else (0, len(text))
             if self._praised(text, s, e, hit.start):
+                vetoes.append(hit.code)
                 continue
             if hit.code == "price" and (self._own_offer(self._sentence_before(text, hit.start), hit.text)
                                         or _CAN_OFFER_BEFORE.search(text, max(s, hit.start - 5), hit.start)
                                         or _OUR_PRICE_LOWER.match(text, max(s, hit.start - 4), hit.end + 6)
                                         or _OUR_PRICE_LOWER.search(text, s, min(e, hit.end + 2)) and hit.start - s < 12):
+                vetoes.append(hit.code)
                 continue
             if hit.code == "service" and dates and any(0 <= hit.start - d[1] <= 2 for d in dates):
+                vetoes.append(hit.code)
                 continue  # "下周一培训": training on a date is a scheduled activity, not a complaint
             if hit.code in self._concern_keeps and _DONE_BEFORE.search(text, max(s, hit.start - 4), hit.start):
+                vetoes.append(hit.code)
                 continue
             if self._lang.negated(text[s:e], hit.start - s, hit.end - s, before=hit.code not in self._concern_keeps):
+                vetoes.append(hit.code)
                 continue
             found.append((hit.start, hit.code))
         for comp in competitors:
@@ -125,6 +139,8 @@ class Classifier:
             s, e = clauses[i] if clauses else (0, len(text))
             if not self._lang.negated(text[s:e], comp.start - s, comp.end - s):
                 found.extend((comp.start, code) for code in self._implied)
+        if vetoed is not None:
+            vetoed.extend(dict.fromkeys(vetoes))
         return _ordered_codes(found)
 
     def _praised(self, text: str, s: int, e: int, pos: int) -> bool:

@@ -6,19 +6,23 @@ second in one process.  See the sibling modules for the reasoning behind each st
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .actions import ActionDetector
 from .amounts import find_amount
-from .classify import Classifier
+from .classify import Classifier, StageResult
 from .dates import find_dates
 from .entities import EntityFinder
 from .lexicon import Lexicon
 from .segment import Segmenter
+from .statmodel import DEFAULT_PATH, StatModel, combine_concerns, combine_stage, features, signal_names
 from .text import Language
+
+_DEFAULT_MODEL = object()
 
 
 @dataclass
@@ -80,6 +84,28 @@ def _join_split_dates(clauses: list[tuple[int, int]], dates) -> list[tuple[int, 
     return out
 
 
+# a bare weekday ("周日", not "下周日"/"周日前") in a clause that reports what happened ("周日跟关主任吃了个饭",
+# "周日也没闲着啊刚跟彭主任通了电话") is the one just past, not the next one
+_BARE_WEEKDAY = re.compile(r"(?<![下上本这个])(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])")
+_PAST_AFTER = re.compile(r"刚|已经|已|(?<![定约订排好])了(?!解)|过了")
+_WEEKDAY_INDEX = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6,
+                  "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}
+
+
+def _past_weekdays(text: str, dates: list, clauses: list[tuple[int, int]], today: date) -> list:
+    out = []
+    for d in dates:
+        m = _BARE_WEEKDAY.match(text, d.span[0])
+        if m is not None and not d.deadline and not d.past:
+            end = next((e for s, e in clauses if s <= d.span[0] < e), len(text))
+            if _PAST_AFTER.search(text, d.span[1], end):
+                wd = _WEEKDAY_INDEX[m.group("wd")]
+                day = today - timedelta(days=(today.weekday() - wd) % 7)
+                d = replace(d, due=day, due_at=None, past=True)  # reported: done, even when it was today
+        out.append(d)
+    return out
+
+
 def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -87,7 +113,10 @@ def _unique(values: list[str]) -> list[str]:
 class Extractor:
     """Holds the compiled lexicon; ``extract`` is pure given (text, now)."""
 
-    def __init__(self, lexicon: Lexicon, tz: str = "Asia/Shanghai") -> None:
+    def __init__(self, lexicon: Lexicon, tz: str = "Asia/Shanghai", model: StatModel | None | object = _DEFAULT_MODEL
+                 ) -> None:
+        """``model``: the statistical stage/concern classifier; by default the shipped weights
+        (``nlp/data/classifier.npz``) when present, ``None`` for the rules alone."""
         self.lexicon = lexicon
         self.tz = ZoneInfo(tz)
         self._lang = Language(lexicon.language)
@@ -98,6 +127,11 @@ class Extractor:
         self._entities = EntityFinder(lexicon, self.segmenter)
         self._classifier = Classifier(lexicon, self._lang)
         self._actions = ActionDetector(lexicon.actions)
+        if model is _DEFAULT_MODEL:
+            model = StatModel.load(DEFAULT_PATH) if DEFAULT_PATH.exists() else None
+        self.model: StatModel | None = model  # type: ignore[assignment]
+        self._dominant = frozenset(g.code for g in lexicon.stages if g.dominant)
+        self._implied = frozenset(g.code for g in lexicon.concerns if g.implied_by_competitor)
 
     def warm_up(self) -> None:
         """Load the tokenizer now instead of on the first hospital name (for servers)."""
@@ -114,11 +148,14 @@ class Extractor:
     def extract(self, text: str, now: datetime | None = None) -> Note:
         now = self.now(now)
         clean = self._lang.normalize(text or "")
+        self.last_clean, self.last_signals = clean, []
         if not clean or self._lang.is_chatter(clean):
             return Note()
         dates = find_dates(clean, now, self.lexicon.holidays)
         clauses = self._lang.split_long(clean, _join_split_dates(Language.clauses(clean), dates),
                                         (d.span[0] for d in dates))
+        dates = _past_weekdays(clean, dates, clauses, now.date())
+        clauses = self._join_open_ba(clean, clauses)
         ent = self._entities
 
         competitors = ent.competitors(clean)
@@ -136,10 +173,20 @@ class Extractor:
         actions = self._actions.detect(clean, clauses, dates, now.date(),
                                        [(d.start, d.end) for d in departments] + [(c.start, c.end) for c in contacts])
         chosen = self._actions.choose(actions)
+        trace: dict[str, list[str]] = {}
+        vetoed: list[str] = []
         stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
-                                       blocked)
-        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates])
+                                       blocked, trace)
+        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates], vetoed)
         cues = self._classifier.cues(clean, clauses)
+        self.last_signals = signal_names(trace["status"], trace["action"], concerns, vetoed, bool(competitors))
+        if self.model is not None:
+            pred = self.model.predict(features(clean, self.last_signals))
+            combined = combine_stage((stage.code, stage.confidence) if stage else None, trace["status"],
+                                     trace["action"], pred, self.model.policy, self._dominant)
+            stage = StageResult(*combined) if combined else None
+            concerns = combine_concerns(concerns, vetoed, pred, self.model.policy,
+                                        self._implied if competitors else ())
 
         next_action = None
         if chosen is not None:
@@ -165,6 +212,20 @@ class Extractor:
                                            customer.confidence if customer else 0.0)
         note.missing = self._missing(note)
         return note
+
+    def _join_open_ba(self, text: str, clauses: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """A 把-object cut off from its verb by a space ("EOD 之前把 NMPA 证书 发给 Prof. Lin") stays one clause."""
+        if len(clauses) < 2 or "把" not in text:
+            return clauses
+        out = [clauses[0]]
+        for s, e in clauses[1:]:
+            ps, pe = out[-1]
+            ba = text.rfind("把", ps, pe)
+            if ba >= 0 and not text[pe:s].strip() and self._actions._verb(text[ba + 1:pe]) is None:
+                out[-1] = (ps, e)
+            else:
+                out.append((s, e))
+        return out
 
     def _missing(self, note: Note) -> list[str]:
         required = self.lexicon.required.get(note.stage or "default", self.lexicon.required["default"])

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from .lexicon import KeywordGroup, LanguageWords
 from .numerals import FULLWIDTH
 
-_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+|\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
+_CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
 
 
 class LiteralMatcher:
@@ -112,6 +112,9 @@ class KeywordScanner:
 _SPEAKER_END = re.compile(r"(?:说|讲|表示|提到|通知)[\u4e00-\u9fff]{0,2}(?:院长|主任|科长|处长|书记|他们|她们|他|她)$")
 
 
+_IN_ENGLISH = re.compile(r"[A-Za-z][\s]*$")
+
+
 class Language:
     """Normalisation, clause splitting and negation, driven by language.toml."""
 
@@ -170,6 +173,8 @@ class Language:
                 cuts.extend(m.start() + s for m in self._starters.finditer(text[s:e]) if m.start() >= 2)
             begin = s
             for p in sorted(set(cuts)):
+                if _IN_ENGLISH.search(text, begin, p):
+                    continue  # "wants a quote by Friday": an English sentence keeps its date
                 if p - begin < 2 or (self._no_split is not None and self._no_split.search(text[begin:p])) \
                         or _SPEAKER_END.search(text, begin, p):
                     continue
