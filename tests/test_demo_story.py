@@ -51,3 +51,22 @@ async def test_a_deal_goes_quiet_and_the_cards_reach_rep_then_manager(make_runti
     assert "→ 张伟: 【商机停滞" in both and "第2级" in both  # the rep, seen from the manager's chat
     assert both.count("第2级") == 2  # and the manager's own card
     assert "团队停滞商机" in stalled and "复旦大学附属华山医院" in stalled and "80万" in stalled
+
+
+async def test_a_lead_is_ignored_reminded_reassigned_and_the_manager_told(make_runtime: RuntimeFactory) -> None:
+    steps = await play(make_runtime, datetime(2026, 3, 17, 9, 0, tzinfo=SH), [
+        "#线索 华山医院 心内科 王主任 13812345678 心血管 三甲 上海 官网咨询",
+        "确认",
+        "/clock +15m",    # 15 business minutes unclaimed: the reminder
+        "/clock +2h",     # 120 minutes: the next rep gets it, the first is told
+        "/clock +10m",    # the manager's card (merged alerts) arrives
+    ], user="ma_sc")
+    confirm, routed, reminder, reassigned, manager = steps[:5]
+    assert "请确认这条线索" in confirm and "区域：上海" in confirm
+    first = routed.split("→ ", 1)[1].split(":", 1)[0]
+    assert "新线索待认领 #1" in routed and f"派给{first}" in routed
+    assert f"→ {first}: 【⏰ 线索 #1 还未认领】" in reminder and "09:15" in reminder
+    assert f"→ {first}: 线索 1（华山医院）超时未认领，已转派。" in reassigned
+    second = reassigned.split("新线索待认领 #1")[0].rsplit("→ ", 1)[1].split(":", 1)[0]
+    assert second != first
+    assert "→ 王经理:" in manager and "线索" in manager
