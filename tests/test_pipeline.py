@@ -289,26 +289,22 @@ async def test_claims_honour_their_limit(make_runtime: RuntimeFactory) -> None:
     assert len(await outbox.claim(app, app.channels, limit=3)) == 2
 
 
-def test_genjin_outbox_retry_requeues_failed_rows(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    """The command an operator runs after a long outage (it builds the whole runtime from config)."""
-    import asyncio as aio
+async def test_genjin_outbox_retry_requeues_failed_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What `genjin outbox retry` runs after a long outage: it builds the whole runtime from config.
 
-    from bot.cli import main
+    (Called below the argument parsing, which also configures process-wide logging.)
+    """
+    from bot.cli.outbox import _retry
     from storage.db import create_engine as engine_for
-    from storage.db import session_factory, upgrade_sync
+    from storage.db import session_factory, upgrade
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
-    upgrade_sync(url)
+    await upgrade(url)
+    engine = engine_for(url)
+    async with session_factory(engine)() as session:
+        async with session.begin():
+            outbox.enqueue(session, platform="local", recipient="zhangwei", reply=Reply(text="你好"), now=MONDAY, status="failed")
+    await engine.dispose()
+    from tests.conftest import make_config
 
-    async def seed() -> None:
-        engine = engine_for(url)
-        async with session_factory(engine)() as session:
-            async with session.begin():
-                outbox.enqueue(session, platform="local", recipient="zhangwei", reply=Reply(text="你好"), now=MONDAY, status="failed")
-        await engine.dispose()
-
-    aio.run(seed())
-    config = tmp_path / "genjin.toml"
-    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
-    assert main(["--config", str(config), "outbox", "retry"]) == 0
-    assert "re-queued 1 failed" in capsys.readouterr().out
+    assert await _retry(make_config(url), None) == 1
