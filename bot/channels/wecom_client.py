@@ -162,11 +162,18 @@ class WeComClient:
     # ---- requests -----------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, *, params: dict[str, str], payload: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str],
+        payload: dict[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
     ) -> dict[str, Any]:
         url = self.api_base + path
+        body_args: dict[str, Any] = {"data": form()} if form is not None else {"json": payload}  # a form is consumed by sending
         try:
-            async with self.session.request(method, url, params=params, json=payload) as resp:
+            async with self.session.request(method, url, params=params, **body_args) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -183,11 +190,19 @@ class WeComClient:
             raise WeComTransportError(f"{path}: HTTP {status}")
         return data
 
-    async def call(self, path: str, payload: dict[str, Any] | None = None, *, method: str = "POST") -> dict[str, Any]:
+    async def call(
+        self,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        method: str = "POST",
+        params: dict[str, str] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> dict[str, Any]:
         """Call an access-token API; a stale token is refreshed and the call retried once."""
         for attempt in range(2):
             token = await self.access_token()
-            data = await self._request(method, path, params={"access_token": token}, payload=payload)
+            data = await self._request(method, path, params={"access_token": token, **(params or {})}, payload=payload, form=form)
             code = _errcode(data)
             if code in TOKEN_ERRORS and attempt == 0:
                 self.invalidate(token)
@@ -205,31 +220,14 @@ class WeComClient:
 
     async def upload_media(self, data: bytes, *, kind: str, filename: str) -> str:
         """Upload temporary media (``media/upload``, multipart field ``media``); returns its media_id."""
-        path = "/cgi-bin/media/upload"
-        for attempt in range(2):
-            token = await self.access_token()
-            form = aiohttp.FormData()
-            form.add_field("media", data, filename=filename, content_type="application/octet-stream")
-            try:
-                async with self.session.post(self.api_base + path, params={"access_token": token, "type": kind}, data=form) as resp:
-                    body = await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise WeComTransportError(f"{path}: {type(exc).__name__}: {exc}") from None
-            if status >= 500:
-                raise WeComTransportError(f"{path}: HTTP {status}")
-            try:
-                answer = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                raise WeComTransportError(f"{path}: HTTP {status}, body is not JSON") from None
-            code = _errcode(answer)
-            if code in TOKEN_ERRORS and attempt == 0:
-                self.invalidate(token)
-                continue
-            if code != 0:
-                raise WeComApiError(code, str(answer.get("errmsg", "")), path)
-            return str(answer["media_id"])
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def form() -> aiohttp.FormData:
+            built = aiohttp.FormData()
+            built.add_field("media", data, filename=filename, content_type="application/octet-stream")
+            return built
+
+        answer = await self.call("/cgi-bin/media/upload", params={"type": kind}, form=form)
+        return str(answer["media_id"])
 
     async def get_media(self, media_id: str) -> Media:
         """Download temporary media. WeCom answers errors as JSON with HTTP 200, so look."""
