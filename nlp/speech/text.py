@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Final
 
 DEFAULT_PROMPT: Final = "以下是普通话的医疗器械销售跟进语音记录，请使用简体中文和标点符号。"
-MAX_HOTWORDS: Final = 500  # for correction/echo checks; the prompt gets a smaller budget below
+MAX_HOTWORDS: Final = 5000  # for correction/echo checks (all of a lexicon); the prompt gets a small budget below
 # Whisper's text context (448 tokens) is shared by prompt and output, per 30 s window. A Chinese
 # character costs ~1.35 tokens. The hotword share of the prompt is sized from the memo length so
 # that even fast speech (6 chars/s) keeps room for its transcript: short memos (the usual case) get
