@@ -6,6 +6,14 @@ these. A replacement is made only when a window of the transcript sounds like a 
 (same syllables; tones and classic fuzzy pairs such as in/ing are tolerated in longer terms),
 shares at least one character with it, and is not itself a common word (jieba's dictionary) — so
 "大家使用" is never rewritten to "试用".
+
+Context (:func:`correct_in_context`, terms from :func:`context_terms` over the whole lexicon, not
+only the prompt's hotwords): hospital names ending in an anchor (华三医院 → 华山医院; the anchor
+in the window is the context); a brand may be restored from a pure homophone sharing no
+character (连营 → 联影) only within a few characters of a price/competitor word (the lexicon's
+price and competitor concern keywords, 报价, 方案, 对比…); a surname is repaired only in front of a
+title (留主任 → 刘主任). Every edit keeps the length and is reported, so the service can mark it
+as a corrected (unsure) span.
 """
 
 from __future__ import annotations

@@ -3,7 +3,28 @@
 Why this shape: the bot runs on one event loop and must keep answering other chats while a memo
 is transcribed (~1–2 s of CPU per memo), so decoding and inference run in threads; a semaphore
 bounds how many memos are in flight so a burst of voice messages cannot exhaust memory or
-thrash the two cores. The model (≈330 MB) is loaded once per process on first use, under a lock.
+thrash the two cores. The model (≈330 MB) is loaded once per process on first use, under a lock,
+and warmed with a one-second decode so the first memo does not pay CTranslate2's first call.
+
+Latency: a memo of ``split_min_seconds`` or more is cut at pauses (:mod:`nlp.speech.split`) into
+``parallel_pieces`` pieces decoded at the same time, one core each (the model serves that many
+calls at once; weights are shared, so memory barely grows). The pieces' texts are joined in order.
+
+Uncertainty, never guessed: ``Transcript.spans`` is a tuple of :class:`~nlp.speech.spans.Span`
+``(start, end, text, probability, corrected)`` covering ``Transcript.text`` end to end, in order
+(``text[start:end] == span.text``). ``probability`` is whisper's word probability (the weakest
+word when a span merges several); ``corrected`` is True when term correction rewrote that text,
+i.e. what was heard was replaced by a lexicon term — a guess, to be shown as unsure whatever its
+probability. :func:`uncertain_spans(transcript, threshold) <uncertain_spans>` lists the spans a
+card should flag (probability below ``threshold`` or corrected; punctuation never). A later repair
+of the text (the voice handler's surname repair) keeps the spans valid through
+:meth:`Transcript.revise`, which marks the changed characters corrected. Spans are empty when
+``word_probabilities`` is off or the engine gives none. Card code typically asks whether a field
+value's character range overlaps an uncertain span (``截止：周五？``).
+
+Term correction (:mod:`nlp.speech.correct`): near-homophones of the hotwords, and with
+``context_correction`` the lexicon's hospital names, brand homophones near price/competitor
+words, and surnames before titles.
 """
 
 from __future__ import annotations
