@@ -45,9 +45,9 @@ DEFAULT_SETS = [
 ]
 _DEFAULT = SpeechConfig()
 # The configuration before issue 16: one piece per memo, no word probabilities, no warm-up decode,
-# plain pinyin term correction only.
+# plain pinyin term correction only, no loop/prompt-leak repair, no heap trimming.
 PREVIOUS = replace(_DEFAULT, parallel_pieces=1, word_probabilities=False, warm_on_load=False,
-                   context_correction=False)
+                   context_correction=False, repair_loops=False, trim_memory=False)
 CONFIGS: dict[str, SpeechConfig] = {
     "default": _DEFAULT,
     "previous": PREVIOUS,
@@ -58,6 +58,7 @@ CONFIGS: dict[str, SpeechConfig] = {
     "default-prompt80": replace(_DEFAULT, prompt_hotword_chars=80),
     "default-nohotprompt": replace(_DEFAULT, prompt_hotword_chars=0),
     "default-1piece": replace(_DEFAULT, parallel_pieces=1),
+    "default-noloops": replace(_DEFAULT, repair_loops=False),
 }
 
 

@@ -206,3 +206,27 @@ async def test_real_model_gives_word_probabilities(tmp_path_factory: pytest.Temp
     _check_spans(tr)
     assert all(s.probability is not None for s in tr.spans if not s.corrected)
     assert sum(s.probability or 0 for s in tr.spans) / len(tr.spans) > 0.5  # a clear memo is mostly sure
+
+
+def test_decoder_loops_and_prompt_leaks_are_repaired() -> None:
+    from nlp.speech.text import DEFAULT_PROMPT, collapse_loops, strip_prompt_leak  # noqa: PLC0415
+
+    assert collapse_loops("转型的椰子温温温温温温温温温温温温") == "转型的椰子温"
+    assert collapse_loops("的话的话的话的话的话") == "的话"
+    assert collapse_loops("对对对对对，哈哈哈哈哈哈") == "对对对对对，哈哈哈哈哈哈"  # speech repeats less
+    assert strip_prompt_leak("我说下周再去请使用简体中文和", DEFAULT_PROMPT) == "我说下周再去"
+    assert strip_prompt_leak("我们卖医疗器械的", DEFAULT_PROMPT) == "我们卖医疗器械的"  # short overlap kept
+
+
+@pytest.mark.asyncio
+async def test_loop_repair_keeps_spans_aligned() -> None:
+    pytest.importorskip("av")
+    engine = _WordEngine([_words(("科主任", 0.9), ("说", 0.9), *[("好", 0.3)] * 12, ("。", 0.9))])
+    stt = _service(engine)
+    try:
+        tr = await stt.transcribe(_memo(), hotwords=HOT)
+    finally:
+        stt.close()
+    assert tr.text == "科主任说好。"
+    _check_spans(tr)
+    assert [s.text for s in uncertain_spans(tr, 0.5)] == ["好"]
