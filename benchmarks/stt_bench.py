@@ -44,14 +44,15 @@ DEFAULT_SETS = [
     ROOT / "tests" / "data" / "voice-gen-blind.jsonl",
 ]
 _DEFAULT = SpeechConfig()
-# The configuration before issue 16: one piece per memo, no word probabilities, no warm-up decode,
-# plain pinyin term correction only, no loop/prompt-leak repair, no heap trimming.
-PREVIOUS = replace(_DEFAULT, parallel_pieces=1, word_probabilities=False, warm_on_load=False,
-                   context_correction=False, repair_loops=False, trim_memory=False)
+# The configuration before issue 16: one piece per memo, beam 5 at any length, no word probabilities,
+# no warm-up decode, plain pinyin term correction only, no loop/prompt-leak repair, no heap trimming.
+PREVIOUS = replace(_DEFAULT, parallel_pieces=1, long_beam_size=_DEFAULT.beam_size, word_probabilities=False,
+                   warm_on_load=False, context_correction=False, repair_loops=False, trim_memory=False)
 CONFIGS: dict[str, SpeechConfig] = {
     "default": _DEFAULT,
     "previous": PREVIOUS,
     "default-beam3": replace(_DEFAULT, beam_size=3),
+    "default-beam5long": replace(_DEFAULT, long_beam_size=_DEFAULT.beam_size),
     "default-beam1": replace(_DEFAULT, beam_size=1),
     "default-noprob": replace(_DEFAULT, word_probabilities=False),
     "default-nocontext": replace(_DEFAULT, context_correction=False),

@@ -158,6 +158,7 @@ async def test_long_memo_is_decoded_in_pieces_and_joined_in_order() -> None:
     finally:
         stt.close()
     assert tr.pieces == 2 and len(engine.calls) == 2
+    assert {options.beam_size for _, options in engine.calls} == {5}  # 12.5 s: not a long memo
     assert sum(n for n, _ in engine.calls) == pytest.approx(12.5 * 16_000, abs=800)
     assert tr.text == "设备科说。设备科说。"
     _check_spans(tr)
@@ -230,3 +231,16 @@ async def test_loop_repair_keeps_spans_aligned() -> None:
     assert tr.text == "科主任说好。"
     _check_spans(tr)
     assert [s.text for s in uncertain_spans(tr, 0.5)] == ["好"]
+
+
+@pytest.mark.asyncio
+async def test_long_memos_get_the_smaller_beam() -> None:
+    pytest.importorskip("av")
+    engine = _WordEngine([_words(("设备科", 0.9))])
+    stt = _service(engine, long_memo_seconds=15.0, long_beam_size=3, beam_size=5)
+    try:
+        await stt.transcribe(_memo(16.0), hotwords=HOT)
+        await stt.transcribe(_memo(4.0), hotwords=HOT)
+    finally:
+        stt.close()
+    assert [options.beam_size for _, options in engine.calls] == [3, 3, 5]  # two pieces, then a short memo
