@@ -1,16 +1,20 @@
-"""Voice memos end to end: transcript quality as notes, and arrival → note-card latency.
+"""Voice memos end to end, default vs previous speech configuration side by side in one run.
 
-Part 1 transcribes every dev memo with the configured backend (the same call the voice
-preprocessor makes, with the lexicon's hotwords), extracts a note from each transcript
-with the memo's own ``now``, and scores the notes with ``score_notes.py`` and the
-transcripts with ``score_voice.py``.
+Part 1 (quality, one child process per configuration so peak RSS is that configuration's
+alone): every memo of each voice set is transcribed the way the voice preprocessor does it
+(lexicon hotwords, then ``repair_transcript``), a note is extracted with the memo's own ``now``,
+and the transcripts/notes are scored with ``score_voice.py`` (CER) and ``score_notes.py``
+(voice → note overall). The sets default to the shared dev memos (voice-dev), the synthetic dev
+set (tests/data/voice-gen-dev) and the synthetic blind set (tests/data/voice-gen-blind).
 
-Part 2 sends a ~20 s memo (dev memos joined frame by frame — AMR-NB is a header plus
-self-contained 20 ms frames) through the real pipeline — inbox, worker, download,
-speech-to-text, extraction, storage, outbox, local delivery — and reports p50/p95 of
-the time from arrival to the delivered note card.
+Part 2 (latency): a ~21 s memo (dev memos joined frame by frame — AMR-NB is a header plus
+self-contained 20 ms frames) goes through the real pipeline — inbox, worker, download,
+speech-to-text, extraction, storage, outbox, local delivery — ``--runs`` times per
+configuration, the configurations alternating run by run so background load hits both alike.
+Prints p50/p95 of arrival → delivered note card and the box's load average before and after.
 
-    python benchmarks/voice_notes_bench.py [--corpus ../shared/corpus] [--runs 10] [--beam N]
+    python benchmarks/voice_notes_bench.py [--runs 10] [--sets A.jsonl B.jsonl] [--configs default previous]
+        [--no-quality] [--no-latency] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,12 +35,14 @@ from datetime import datetime
 from pathlib import Path
 
 from harness import ROOT, bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from stt_bench import CONFIGS, DEFAULT_SETS, voice_dir_for
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import accept
 from bot.runtime import Runtime
 from handlers.notes.voice import repair_transcript
 
 AMR_MAGIC = b"#!AMR\n"
+TOOLS = ROOT.parent / "shared" / "tools"
 
 
 def join_amr(files: list[Path]) -> bytes:
@@ -53,105 +62,154 @@ def pick_20s(memos: list[dict], folder: Path) -> tuple[list[Path], float]:
     return [folder / m["file"] for m in chosen], total
 
 
-async def part1(runtime: Runtime, memos: list[dict], folder: Path, out_dir: Path) -> dict[str, float]:
-    app = runtime.app
-    stt = app.services.stt
-    hotwords = app.services.lexicon.hotwords()
-    extractor = app.services.extractor
-    preds, transcripts = [], []
-    audio_s = stt_s = 0.0
-    for memo in memos:
-        started = time.perf_counter()
-        result = await stt.transcribe((folder / memo["file"]).read_bytes(), hotwords=hotwords)
-        stt_s += time.perf_counter() - started
-        audio_s += result.audio_seconds
-        text = repair_transcript(app, result.text)  # exactly what the voice preprocessor does
-        note = extractor.extract(text, datetime.fromisoformat(memo["now"]))
-        preds.append({"id": memo["id"], **note.to_dict()})
-        transcripts.append({"id": memo["id"], "file": memo["file"], "text": text})
-    pred_file, tr_file = out_dir / "voice-notes-pred.jsonl", out_dir / "voice-transcripts.jsonl"
-    pred_file.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
-    tr_file.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in transcripts), encoding="utf-8")
-    return {"memos": len(memos), "audio_seconds": audio_s, "stt_seconds": stt_s, "rtf": stt_s / audio_s}
+def load_memos(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-async def part2(runtime: Runtime, memo: Path, runs: int) -> list[float]:
-    app = runtime.app
-    delivered: dict[str, float] = {}
-    waiting: dict[str, asyncio.Event] = {}
+def _config(tmp: str) -> object:
+    return bench_config(f"sqlite+aiosqlite:///{tmp}/voice.db", pipeline={"workers": 1, "poll_interval": 0.05})
 
-    def on_delivery(out, text) -> None:  # type: ignore[no-untyped-def]
-        if "已记录" in text or "语音" in text:
-            for k, ev in waiting.items():
-                if not ev.is_set():
-                    delivered[k] = time.perf_counter()
-                    ev.set()
-                    break
 
-    app.channels["local"].add_listener(on_delivery)  # type: ignore[attr-defined]
-    latencies: list[float] = []
-    for i in range(runs):
-        key = f"bench-{i}"
-        waiting[key] = asyncio.Event()
-        started = time.perf_counter()
-        await accept(
-            app,
-            Inbound(
-                platform="local", message_id=uuid.uuid4().hex, sender="zhangwei", kind=Kind.VOICE,
-                conversation="zhangwei", media=str(memo), media_format="amr",
-            ),
-        )
-        await asyncio.wait_for(waiting[key].wait(), timeout=300)
-        latencies.append(delivered[key] - started)
+def _last_line(cmd: list[str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip().splitlines()
+    return out[-1] if out else "(no output)"
+
+
+async def _quality(name: str, sets: list[Path], out_dir: Path) -> dict:
+    from nlp.speech import create_stt  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running(_config(tmp)) as runtime:
+            app = runtime.app
+            app.services._stt = create_stt(CONFIGS[name])  # noqa: SLF001 - the configuration under test
+            hotwords = app.services.lexicon.hotwords()
+            extractor = app.services.extractor
+            result: dict = {"sets": {}}
+            for voice in sets:
+                memos, folder = load_memos(voice), voice_dir_for(voice)
+                preds, transcripts = [], []
+                audio_s = stt_s = 0.0
+                for memo in memos:
+                    started = time.perf_counter()
+                    tr = await app.services.stt.transcribe((folder / memo["file"]).read_bytes(), hotwords=hotwords)
+                    stt_s += time.perf_counter() - started
+                    audio_s += tr.audio_seconds
+                    text = repair_transcript(app, tr.text)  # exactly what the voice preprocessor does
+                    note = extractor.extract(text, datetime.fromisoformat(memo["now"]))
+                    preds.append({"id": memo["id"], **note.to_dict()})
+                    transcripts.append({"id": memo["id"], "file": memo["file"], "text": text})
+                stem = f"{voice.stem}.{name}"
+                pred_file, tr_file = out_dir / f"{stem}.notes.jsonl", out_dir / f"{stem}.transcripts.jsonl"
+                pred_file.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
+                tr_file.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in transcripts),
+                                   encoding="utf-8")
+                result["sets"][voice.stem] = {
+                    "memos": len(memos), "rtf": stt_s / audio_s if audio_s else 0.0,
+                    "cer": _last_line([sys.executable, str(TOOLS / "score_voice.py"), str(voice), str(tr_file)]),
+                    "notes": _last_line([sys.executable, str(TOOLS / "score_notes.py"), str(voice), str(pred_file)]),
+                }
+            app.services.close()
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def _quality_child(name: str, sets: list[Path], out_dir: Path, queue: mp.Queue) -> None:
+    queue.put(asyncio.run(_quality(name, sets, out_dir)))
+
+
+def quality(name: str, sets: list[Path], out_dir: Path) -> dict:
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=_quality_child, args=(name, sets, out_dir, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+async def latency(names: list[str], memo: Path, runs: int) -> dict[str, list[float]]:
+    from nlp.speech import create_stt  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running(_config(tmp)) as runtime:
+            app = runtime.app
+            services = {name: create_stt(CONFIGS[name]) for name in names}
+            for stt in services.values():
+                await stt.warmup()
+            delivered: dict[str, float] = {}
+            waiting: dict[str, asyncio.Event] = {}
+
+            def on_delivery(out, text) -> None:  # type: ignore[no-untyped-def]
+                if "已记录" in text or "语音" in text:
+                    for k, ev in waiting.items():
+                        if not ev.is_set():
+                            delivered[k] = time.perf_counter()
+                            ev.set()
+                            break
+
+            app.channels["local"].add_listener(on_delivery)  # type: ignore[attr-defined]
+            latencies: dict[str, list[float]] = {name: [] for name in names}
+            for i in range(runs + 1):  # run 0 of each warms the pipeline; not counted
+                for name in names:
+                    app.services._stt = services[name]  # noqa: SLF001
+                    key = f"{name}-{i}"
+                    waiting[key] = asyncio.Event()
+                    started = time.perf_counter()
+                    await accept(app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender="zhangwei",
+                                              kind=Kind.VOICE, conversation="zhangwei", media=str(memo),
+                                              media_format="amr"))
+                    await asyncio.wait_for(waiting[key].wait(), timeout=300)
+                    if i:
+                        latencies[name].append(delivered[key] - started)
+            app.services._stt = None  # noqa: SLF001
+            for stt in services.values():
+                stt.close()
     return latencies
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    corpus = Path(args.corpus)
-    memos = [json.loads(line) for line in (corpus / "voice-dev.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-    folder = corpus / "voice-dev"
-    with tempfile.TemporaryDirectory() as tmp:
-        out_dir = Path(args.out or tmp)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        speech = {"backend": args.backend}
-        if args.beam:
-            speech["beam_size"] = args.beam
-        config = bench_config(
-            f"sqlite+aiosqlite:///{tmp}/voice.db", pipeline={"workers": 1, "poll_interval": 0.05}, speech=speech
-        )
-        async with running(config) as runtime:
-            load_started = time.perf_counter()
-            await runtime.app.services.stt.transcribe((folder / memos[0]["file"]).read_bytes())
-            load = time.perf_counter() - load_started
-            stats = await part1(runtime, memos, folder, out_dir)
-            files, seconds = pick_20s(memos, folder)
-            long_memo = out_dir / "memo-20s.amr"
-            long_memo.write_bytes(join_amr(files))
-            latencies = await part2(runtime, long_memo, args.runs)
-        print(f"voice → notes ({args.backend}, beam {args.beam or 'default'})")
-        print(f"  first call incl. model load  {load:.2f} s")
-        print(f"  dev memos                    {stats['memos']} ({stats['audio_seconds']:.0f} s audio), RTF {stats['rtf']:.3f}")
-        tools = corpus.parent / "tools"
-        voice = subprocess.run([sys.executable, str(tools / "score_voice.py"), str(corpus / "voice-dev.jsonl"), str(out_dir / "voice-transcripts.jsonl")], capture_output=True, text=True)
-        print("  transcripts (score_voice.py): " + " | ".join(voice.stdout.strip().splitlines()[-2:]))
-        notes = subprocess.run([sys.executable, str(tools / "score_notes.py"), str(corpus / "voice-dev.jsonl"), str(out_dir / "voice-notes-pred.jsonl")], capture_output=True, text=True)
-        print("  notes from voice (score_notes.py):")
-        for line in notes.stdout.strip().splitlines():
-            print("    " + line)
-        print(f"  arrival → note card, {seconds:.1f} s memo, {len(latencies)} runs: "
-              f"p50 {statistics.median(latencies):.2f} s, p95 {sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)]:.2f} s, "
-              f"max {max(latencies):.2f} s")
-    return 0
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", type=Path, default=DEFAULT_SETS)
+    parser.add_argument("--configs", nargs="+", default=["default", "previous"], choices=sorted(CONFIGS))
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
-    parser.add_argument("--beam", type=int, default=0, help="beam size (default: the configured one)")
+    parser.add_argument("--no-quality", action="store_true")
+    parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--out", default="", help="keep prediction files here")
-    return asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cpus", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(args.out or tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rows: dict[str, dict] = {}
+        if not args.no_quality:
+            for name in args.configs:
+                rows[name] = quality(name, args.sets, out_dir)
+                print(f"{name}: quality measured (peak RSS {rows[name]['peak_rss_mb']:.0f} MB)", flush=True)
+        lat: dict[str, list[float]] = {}
+        seconds = 0.0
+        if not args.no_latency:
+            dev = args.sets[0]
+            files, seconds = pick_20s(load_memos(dev), voice_dir_for(dev))
+            long_memo = out_dir / "memo-20s.amr"
+            long_memo.write_bytes(join_amr(files))
+            lat = asyncio.run(latency(args.configs, long_memo, args.runs))
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name in args.configs:
+        print(f"== {name}: {CONFIGS[name]}")
+        if name in rows:
+            print(f"  peak RSS (runtime + model, whole quality run) {rows[name]['peak_rss_mb']:.0f} MB")
+            for set_name, r in rows[name]["sets"].items():
+                print(f"  {set_name:<18} {r['memos']:3d} memos  RTF {r['rtf']:.3f}  {r['cer']}  | notes: {r['notes']}")
+        if name in lat:
+            v = lat[name]
+            print(f"  arrival → note card, {seconds:.1f} s memo, {len(v)} runs: p50 {statistics.median(v):.2f} s, "
+                  f"p95 {p95(v):.2f} s, max {max(v):.2f} s")
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from nlp.speech.convert import alignment_heads_from_config
+
+_WINDOW_SAMPLES = 30 * 16_000  # whisper's input window
 
 
 @dataclass(frozen=True)
@@ -30,14 +33,26 @@ class DecodeOptions:
     temperatures: tuple[float, ...]
     initial_prompt: str
     hotwords: tuple[str, ...] = ()
+    word_probabilities: bool = False  # ask for per-word probabilities (costs one alignment pass)
+
+
+@dataclass(frozen=True)
+class RawSegment:
+    """One segment as the engine wrote it; ``words`` (text, probability) when asked for and known.
+
+    The word texts concatenated give ``text`` (whisper splits Chinese into characters or tokens).
+    """
+
+    text: str
+    words: tuple[tuple[str, float], ...] | None = None
 
 
 class Engine(Protocol):
-    """A loaded model. ``transcribe`` returns the raw segment texts, blocking."""
+    """A loaded model. ``transcribe`` returns the raw segments (or plain texts), blocking."""
 
     name: str
 
-    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> list[str]: ...
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> list[RawSegment] | list[str]: ...
 
 
 class FasterWhisperEngine:
@@ -57,7 +72,7 @@ class FasterWhisperEngine:
             local_files_only=True,  # never reach for a hub
         )
 
-    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> list[str]:
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> list[RawSegment]:
         segments, _info = self._model.transcribe(
             samples,
             language=options.language,
@@ -70,10 +85,21 @@ class FasterWhisperEngine:
             # A memo is one thought; carrying text across 30 s windows only feeds repetition loops.
             condition_on_previous_text=False,
             without_timestamps=True,
-            vad_filter=False,
+            word_timestamps=options.word_probabilities,
+            vad_filter=False,  # the service cuts long memos at pauses itself (nlp.speech.split)
             # No repetition_penalty: it truncated a 22 s memo to one sentence in measurements.
         )
-        return [segment.text for segment in segments]  # the generator decodes lazily: consume here
+        if options.word_probabilities and len(samples) <= _WINDOW_SAMPLES:
+            # Without timestamps one 30 s window is one segment. With word timestamps faster-whisper
+            # then re-seeks to the last word's end and encodes + decodes a second window for the
+            # tail (≈+50% time, and the tail is silence or a hallucination): stop after the first.
+            segments = itertools.islice(segments, 1)
+        out = []
+        for segment in segments:  # the generator decodes lazily: consume here
+            words = (tuple((w.word, float(w.probability)) for w in segment.words)
+                     if options.word_probabilities and segment.words is not None else None)
+            out.append(RawSegment(segment.text, words))
+        return out
 
 
 class OpenAIWhisperEngine:
@@ -94,7 +120,7 @@ class OpenAIWhisperEngine:
             _set_alignment_heads(self._model, alignment_heads_from_config(model_dir))
         self._lock = threading.Lock()
 
-    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> list[str]:
+    def transcribe(self, samples: np.ndarray, options: DecodeOptions) -> list[RawSegment]:
         import torch  # noqa: PLC0415
 
         # openai-whisper has no hotwords; put them before the prompt as faster-whisper does.
@@ -109,10 +135,16 @@ class OpenAIWhisperEngine:
                 temperature=tuple(options.temperatures),
                 initial_prompt=prompt or None,
                 condition_on_previous_text=False,
+                word_timestamps=options.word_probabilities,
                 verbose=None,
                 **decode,
             )
-        return [str(segment["text"]) for segment in result["segments"]]
+        out = []
+        for segment in result["segments"]:
+            words = segment.get("words") if options.word_probabilities else None
+            out.append(RawSegment(str(segment["text"]), tuple((str(w["word"]), float(w["probability"])) for w in words)
+                                  if words else None))
+        return out
 
 
 def _set_alignment_heads(model: object, heads: Sequence[tuple[int, int]]) -> None:

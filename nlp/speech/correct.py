@@ -6,6 +6,14 @@ these. A replacement is made only when a window of the transcript sounds like a 
 (same syllables; tones and classic fuzzy pairs such as in/ing are tolerated in longer terms),
 shares at least one character with it, and is not itself a common word (jieba's dictionary) — so
 "大家使用" is never rewritten to "试用".
+
+Context (:func:`correct_in_context`, terms from :func:`context_terms` over the whole lexicon, not
+only the prompt's hotwords): hospital names ending in an anchor (华三医院 → 华山医院; the anchor
+in the window is the context); a brand may be restored from a pure homophone sharing no
+character (连营 → 联影) only within a few characters of a price/competitor word (the lexicon's
+price and competitor concern keywords, 报价, 方案, 对比…); a surname is repaired only in front of a
+title (留主任 → 刘主任). Every edit keeps the length and is reported, so the service can mark it
+as a corrected (unsure) span.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
@@ -92,31 +101,46 @@ def _matches(window: str, window_py: Sequence[str], term: str, term_py: Sequence
 
 def correct_terms(text: str, terms: Sequence[str]) -> str:
     """Replace near-homophones of ``terms`` in ``text``; longer terms win, no overlapping edits."""
+    return correct_terms_with_edits(text, terms)[0]
+
+
+def correct_terms_with_edits(text: str, terms: Sequence[str]) -> tuple[str, list[tuple[int, int, str]]]:
+    """:func:`correct_terms` plus the edits made: ``(start, end, heard)`` over the returned text.
+
+    Replacements keep the length (a window of n characters becomes an n-character term), so the
+    offsets are valid in both the old and the new text.
+    """
     candidates = sorted({t.strip() for t in terms if 2 <= len(t.strip()) <= 8 and _CJK.match(t.strip())},
                         key=len, reverse=True)
     if not candidates or not text:
-        return text
+        return text, []
     chars = list(text)
     text_py = _pinyin(text)
     locked = [False] * len(chars)
+    edits: list[tuple[int, int, str]] = []
     for term in candidates:  # exact occurrences are right by definition: protect them
         for match in re.finditer(re.escape(term), text):
             for i in range(match.start(), match.end()):
                 locked[i] = True
+    # every syllable must at least fuzzy-match, so only windows whose first syllable does are tried
+    starts: dict[str, list[int]] = {}
+    for i, syllable in enumerate(text_py):
+        starts.setdefault(_fuzzy(syllable.rstrip("012345")), []).append(i)
     for term in candidates:
         term_py = _pinyin(term)
         n = len(term)
-        i = 0
-        while i + n <= len(chars):
+        free_from = 0
+        for i in starts.get(_fuzzy(term_py[0].rstrip("012345")), ()):
+            if i < free_from or i + n > len(chars):
+                continue
             window = "".join(chars[i : i + n])
             if not any(locked[i : i + n]) and _CJK.match(window) and _matches(window, text_py[i : i + n], term, term_py):
                 chars[i : i + n] = list(term)
+                edits.append((i, i + n, window))
                 for j in range(i, i + n):
                     locked[j] = True
-                i += n
-            else:
-                i += 1
-    return "".join(chars)
+                free_from = i + n
+    return "".join(chars), sorted(edits)
 
 
 # Characters that commonly stand before a title without being a surname ("是主任医师",
@@ -154,3 +178,107 @@ def correct_surnames(text: str, ranked_surnames: Sequence[str], titles: Sequence
         return (better or heard) + match.group(2)
 
     return re.sub(rf"(.)({title_alt})", fix, text)
+
+
+# -- context-aware correction over the whole lexicon ----------------------------------------------
+
+_PUNCT = "，,。.！!？?、；;：: "
+
+
+@dataclass(frozen=True)
+class ContextTerms:
+    """Lexicon terms grouped by the context that licenses correcting to them (see module doc).
+
+    ``hospitals``: hospital names ending in an anchor (华山医院, 市一院): corrected anywhere, since
+    the anchor is part of the window. ``brands`` may also be corrected from a pure homophone (no
+    shared character) when a price/competitor cue (``brand_cues``) is within ``BRAND_REACH``
+    characters. ``surnames`` (most common first) and ``titles`` repair a surname before a title.
+    """
+
+    hospitals: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
+    brand_cues: tuple[str, ...] = ()
+    surnames: tuple[str, ...] = ()
+    titles: tuple[str, ...] = ()
+
+
+BRAND_REACH: Final = 12
+_BRAND_CUE_CONCERNS: Final = ("price", "competitor")
+_EXTRA_BRAND_CUES: Final = ("价格", "报价", "方案", "对比", "比较", "品牌", "厂家", "用的是", "换成")
+
+
+def context_terms(lexicon: object) -> ContextTerms:
+    """Build :class:`ContextTerms` from a loaded ``nlp.lexicon.Lexicon`` (duck-typed)."""
+    anchors = tuple(getattr(lexicon.hospitals, "anchors", ()))  # type: ignore[attr-defined]
+    names = {*lexicon.hospitals.aliases.keys(), *lexicon.hospitals.aliases.values()}  # type: ignore[attr-defined]
+    hospitals = tuple(sorted(n for n in names if _CJK.match(n) and len(n) >= 3
+                             and (n.endswith(anchors) or n.endswith("院"))))
+    brands = tuple(dict.fromkeys(f for b in lexicon.brands for f in b.forms if _CJK.match(f) and len(f) >= 2))  # type: ignore[attr-defined]
+    cues: list[str] = list(_EXTRA_BRAND_CUES)
+    for group in lexicon.concerns:  # type: ignore[attr-defined]
+        if getattr(group, "code", "") in _BRAND_CUE_CONCERNS:
+            cues.extend(k for k in group.keywords if _CJK.match(k))
+    people = lexicon.people  # type: ignore[attr-defined]
+    titles = tuple(t for t in people.titles if len(t) >= 2)
+    return ContextTerms(hospitals=hospitals, brands=brands, brand_cues=tuple(dict.fromkeys(cues)),
+                        surnames=tuple(people.ranked_surnames), titles=titles)
+
+
+def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
+                      locked: list[bool]) -> list[tuple[int, int, str, str]]:
+    """Windows that sound exactly like a brand (toneless, no shared character needed) near a cue."""
+    cue_at = [m.start() for cue in cues for m in re.finditer(re.escape(cue), text)]
+    if not cue_at:
+        return []
+    text_py = _pinyin(text)
+    found: list[tuple[int, int, str, str]] = []
+    for brand in sorted(brands, key=len, reverse=True):
+        brand_py = [s.rstrip("012345") for s in _pinyin(brand)]
+        n = len(brand)
+        for i in range(len(text) - n + 1):
+            if any(locked[i : i + n]) or not any(abs(c - i) <= BRAND_REACH for c in cue_at):
+                continue
+            window = text[i : i + n]
+            if window == brand or not _CJK.match(window):
+                continue
+            if [s.rstrip("012345") for s in text_py[i : i + n]] != brand_py:
+                continue
+            if _word_freq(window) >= COMMON_WORD_FREQ:
+                continue
+            found.append((i, i + n, window, brand))
+            for j in range(i, i + n):
+                locked[j] = True
+    return found
+
+
+def _surname_edits(text: str, surnames: Sequence[str], titles: Sequence[str]) -> list[tuple[int, int, str, str]]:
+    fixed = correct_surnames(text, surnames, titles)
+    return [(i, i + 1, a, b) for i, (a, b) in enumerate(zip(text, fixed)) if a != b]
+
+
+def correct_in_context(text: str, terms: Sequence[str], context: ContextTerms | None
+                       ) -> tuple[str, list[tuple[int, int, str]]]:
+    """:func:`correct_terms_with_edits` over ``terms`` + the context's hospitals, then brand
+    homophones near price/competitor cues, then surnames before titles. All edits keep length;
+    returns the text and the edits ``(start, end, heard)``.
+    """
+    if context is None:
+        return correct_terms_with_edits(text, terms)
+    text, edits = correct_terms_with_edits(text, [*terms, *context.hospitals])
+    locked = [False] * len(text)
+    for start, end, _ in edits:
+        for i in range(start, end):
+            locked[i] = True
+    chars = list(text)
+    for start, end, heard, brand in _brand_homophones(text, context.brands, context.brand_cues, locked):
+        chars[start:end] = list(brand)
+        edits.append((start, end, heard))
+    text = "".join(chars)
+    if context.surnames and context.titles:
+        chars = list(text)
+        for start, end, heard, better in _surname_edits(text, context.surnames, context.titles):
+            if not any(s <= start < e for s, e, _ in edits):
+                chars[start:end] = list(better)
+                edits.append((start, end, heard))
+        text = "".join(chars)
+    return text, sorted(edits)

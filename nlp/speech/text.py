@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Final
 
 DEFAULT_PROMPT: Final = "以下是普通话的医疗器械销售跟进语音记录，请使用简体中文和标点符号。"
-MAX_HOTWORDS: Final = 500  # for correction/echo checks; the prompt gets a smaller budget below
+MAX_HOTWORDS: Final = 5000  # for correction/echo checks (all of a lexicon); the prompt gets a small budget below
 # Whisper's text context (448 tokens) is shared by prompt and output, per 30 s window. A Chinese
 # character costs ~1.35 tokens. The hotword share of the prompt is sized from the memo length so
 # that even fast speech (6 chars/s) keeps room for its transcript: short memos (the usual case) get
@@ -150,3 +150,36 @@ def tidy(text: str) -> str:
     """Join segment texts the Chinese way: no spaces between CJK characters."""
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])", "", text)
+
+
+# A decoding loop repeats a short unit far more often than speech does ("温温温温…", "的的的的").
+_LOOP_1 = re.compile(r"(.)\1{7,}")  # one character 8+ times
+_LOOP_N = re.compile(r"(.{2,4}?)\1{3,}")  # a 2–4 character unit 4+ times
+_MIN_PROMPT_LEAK: Final = 7
+
+
+def collapse_loops(text: str) -> str:
+    """Collapse decoder repetition loops to one occurrence of the repeated unit."""
+    text = _LOOP_1.sub(r"\1", text)
+    return _LOOP_N.sub(r"\1", text)
+
+
+def strip_prompt_leak(text: str, prompt: str) -> str:
+    """Remove a long-enough piece of the initial prompt copied into the text ("请使用简体中文和").
+
+    Only runs of ``_MIN_PROMPT_LEAK``+ characters of the prompt count (as written, punctuation
+    included in neither), so a rep saying "医疗器械" is untouched.
+    """
+    flat_prompt = re.sub(r"[\W_]+", "", prompt)
+    if len(flat_prompt) < _MIN_PROMPT_LEAK or len(text) < _MIN_PROMPT_LEAK:
+        return text
+    best = ""
+    for i in range(len(text) - _MIN_PROMPT_LEAK + 1):
+        j = i + _MIN_PROMPT_LEAK
+        if text[i:j] not in flat_prompt:
+            continue
+        while j < len(text) and text[i : j + 1] in flat_prompt:
+            j += 1
+        if j - i > len(best):
+            best = text[i:j]
+    return text.replace(best, "", 1) if best else text
