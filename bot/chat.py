@@ -105,21 +105,29 @@ async def wait_settled(app: AppContext, inbox_id: int, timeout: float = WAIT_SEC
     return False
 
 
-async def wait_outbox_idle(app: AppContext, timeout: float = WAIT_SECONDS) -> bool:
-    """Wait until nothing that is due now is left to deliver (pushes from jobs have no inbox row)."""
+async def wait_idle(app: AppContext, timeout: float = WAIT_SECONDS) -> bool:
+    """Wait until running workers have nothing left: no inbox row unfinished, no outbox row in flight or due.
+
+    The condition, not a sleep: once the pipeline is idle, nothing more is sent without new
+    input (pushes from jobs have no inbox row, so the outbox is checked on its own).
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    app.outbox_wakeup.set()
     while loop.time() < deadline:
         async with app.sessions() as session:
+            unfinished = await session.scalar(
+                select(func.count(InboxRow.id)).where(InboxRow.status.in_(("pending", "processing")))
+            )
             due = await session.scalar(
                 select(func.count(OutboxRow.id)).where(
                     OutboxRow.status.in_(("pending", "sending")), OutboxRow.next_attempt_at <= app.clock.now()
                 )
             )
-        if not due:
+        if not unfinished and not due:
             return True
-        await asyncio.sleep(0.02)
+        app.inbox_wakeup.set()
+        app.outbox_wakeup.set()
+        await asyncio.sleep(0.01)
     return False
 
 
@@ -148,7 +156,7 @@ async def _demo_line(app: AppContext, text: str, console: Console, names: dict[s
             return "用法：/clock +20m（也可以 +2h、+3d）"
         demo.clock.advance(delta)
         await demo.run_jobs()
-        if not await wait_outbox_idle(app):
+        if not await wait_idle(app):
             return "（处理超时，稍后会继续投递）"
     return f"⏱ 现在是 {_local(app.clock.now(), app)}" + await _held(app)
 

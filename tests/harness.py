@@ -27,33 +27,10 @@ async def rows(h: Harness, model: Any, *where: Any) -> list[Any]:
 
 
 async def pipeline_idle(app: Any, timeout: float = 20.0) -> None:
-    """Wait until running workers have nothing left: no inbox row unfinished, no outbox row in flight or due.
+    """Wait until running workers have nothing left (see :func:`bot.chat.wait_idle`); fail if they never settle."""
+    from bot.chat import wait_idle
 
-    The condition, not a sleep, is what makes "nothing else was sent" checkable: once the
-    pipeline is idle, no further message can appear without new input.
-    """
-    import asyncio
-
-    from sqlalchemy import func
-
-    from storage.models import InboxRow, OutboxRow
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        async with app.sessions() as session:
-            inbox = await session.scalar(select(func.count(InboxRow.id)).where(InboxRow.status.in_(("pending", "processing"))))
-            outbox = await session.scalar(
-                select(func.count(OutboxRow.id)).where(
-                    OutboxRow.status.in_(("pending", "sending")), OutboxRow.next_attempt_at <= app.clock.now()
-                )
-            )
-        if not inbox and not outbox:
-            return
-        app.inbox_wakeup.set()
-        app.outbox_wakeup.set()
-        await asyncio.sleep(0.01)
-    raise AssertionError("the pipeline did not settle")
+    assert await wait_idle(app, timeout), "the pipeline did not settle"
 
 
 @dataclass(frozen=True)
