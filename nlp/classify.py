@@ -40,6 +40,9 @@ _LEAD_TIME = re.compile(r"[\d一二两三四五六七八九十几半]+(?:个)?(?
 # stages that describe the customer's state: in the rep's own action clause the words are about us
 _CUSTOMER_STATE = frozenset({"needs"})
 _REPORTED = re.compile(r"说|表示|提到|反映|反馈|称|讲")
+# a sample unit shown in a demonstration is the demo's prop, not a trial ("带样机去做了现场演示",
+# "样机演示完了"): in a clause that names a demo these trial words give way to it
+_DEMO_PROPS = frozenset({"样机", "样品", "试机"})
 _DONE_BEFORE = re.compile(r"(?:已经|已|早就|都已经)$")
 
 
@@ -62,19 +65,28 @@ class Classifier:
 
     def stage(self, text: str, clauses: Sequence[tuple[int, int]], action_spans: Sequence[tuple[int, int]],
               competitors: Sequence[Mention], names: Sequence[tuple[int, int]] = (),
-              trace: dict[str, list[str]] | None = None) -> StageResult | None:
+              trace: dict[str, list[str]] | None = None,
+              worries: Sequence[tuple[int, int]] = ()) -> StageResult | None:
         """``names``: spans of departments/accounts; a keyword inside one ("招标办") is no signal.
         ``trace``, when given, receives the codes of the status and action hits (the statistical
-        model uses them as features and to break ties)."""
+        model uses them as features and to break ties).  ``worries``: spans of delivery-speed
+        concerns; a delivery word inside one ("问最快什么时候能发货", "要求月底前装好") is the
+        customer's worry about a delivery still ahead, not the delivery stage; a worry that is just
+        the stage word itself ("断货") keeps it."""
         status_hits: list[tuple[int, str]] = []
         action_hits: list[tuple[int, str]] = []
-        for hit in self._stages.scan(text):
+        hits = self._stages.scan(text)
+        demo_clauses = {clause_index(clauses, h.start) for h in hits if h.code == "demo"} if clauses else set()
+        for hit in hits:
             i = clause_index(clauses, hit.start)
             s, e = clauses[i] if clauses else (0, len(text))
             group = self._stage[hit.code]
             if _VENUE.match(text, hit.end, min(e, hit.end + 6)) or \
                     any(a <= hit.start and hit.end <= b for a, b in names) or \
-                    (hit.code == "delivery" and _LEAD_TIME.search(text, max(s, hit.start - 10), hit.start)):
+                    (hit.code == "delivery" and (_LEAD_TIME.search(text, max(s, hit.start - 10), hit.start)
+                                                 or any(a <= hit.start and hit.end <= b and b - a > hit.end - hit.start
+                                                        for a, b in worries))) or \
+                    (hit.code == "trial" and hit.text in _DEMO_PROPS and i in demo_clauses):
                 continue
             # only a negation before the keyword denies the stage ("还没签合同"); words after it
             # judge how it went ("演示很顺利", "验收没问题")
@@ -105,6 +117,10 @@ class Classifier:
         if action_hits:
             return StageResult(min(action_hits)[1], 0.65)
         return None
+
+    def delivery_worries(self, text: str) -> list[tuple[int, int]]:
+        """Spans of delivery-speed concern matches (see ``stage``)."""
+        return [(h.start, h.end) for h in self._concerns.scan(text) if h.code == "delivery"]
 
     def concerns(self, text: str, clauses: Sequence[tuple[int, int]], competitors: Sequence[Mention],
                  dates: Sequence[tuple[int, int]] = (), vetoed: list[str] | None = None) -> list[str]:

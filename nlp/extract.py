@@ -176,7 +176,7 @@ class Extractor:
         trace: dict[str, list[str]] = {}
         vetoed: list[str] = []
         stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
-                                       blocked, trace)
+                                       blocked, trace, self._classifier.delivery_worries(clean))
         concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates], vetoed)
         cues = self._classifier.cues(clean, clauses)
         self.last_signals = signal_names(trace["status"], trace["action"], concerns, vetoed, bool(competitors))
