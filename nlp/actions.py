@@ -38,6 +38,10 @@ _OWN_AFTER = re.compile(r"\s*(?:我们|我|咱们|咱)(?:这边)?(?:先|再|就|
 _REQUEST_TO_REP = re.compile(r"(?:让|要|叫|请|要求|希望|需要)(?:我们|我|咱们|咱)(?:先|再|尽快|马上)?")
 _GIVE_PRONOUN = re.compile(r"(给|跟|和|找)(?:他们|她们|他|她)(?![们])")
 _LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|还要|还得|要|得|会)+")
+# English words left dangling once the date is cut out ("send the quote by", "follow up on"), and
+# brackets emptied by it ("26号（下周四）")
+_DANGLING = re.compile(r"(?i)(?:\s+(?:by|on|before|until|till|due|at|this|next|in)\s*)+$|^(?:by|on|before|until|due)\s+")
+_EMPTY_BRACKETS = re.compile(r"[(（]\s*[)）]")
 
 
 class _NoMatch:
@@ -261,5 +265,8 @@ class ActionDetector:
         for d in dates:
             for k in range(max(d.span[0], s), min(d.span[1], e)):
                 chars[k - s] = ""
-        described = _LEAD.sub("", "".join(chars)).strip(" ，,。")
+        described = _EMPTY_BRACKETS.sub("", "".join(chars))
+        if described.isascii() or re.search(r"[A-Za-z]\s*$|^\s*[A-Za-z]", described):
+            described = " ".join(_DANGLING.sub("", described.strip()).split())
+        described = _LEAD.sub("", described).strip(" ，,。")
         return described or text[s:e].strip()

@@ -43,11 +43,16 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx)
     ("weekday", r"(?P<wrel>下下个?|下个?|上上个?|上个?|本|这个?)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天末1-7])"),
     ("monthpart", rf"(?:(?P<prel>{_MONTH_REL})月|(?P<pm>{NUM})月份?|(?<![个{_NUMCH}])月)"
                   r"(?P<part>底|末|初|中旬|上旬|下旬|中(?!心|层|间))"),
+    # a ten-day part of the month on its own ("下旬我去回访"): of this month
+    ("xun", r"(?<![月\d零〇一二两三四五六七八九十])(?P<part>上旬|中旬|下旬)"),
     ("yearend", r"(?:今年)?年(?:底|末)"),
     ("duration", rf"(?P<n>{NUM}|半)(?P<ge>个)?(?P<u>工作日|天|日|周|星期|礼拜|月|年)"
                  r"(?P<dir>之内|以内|内|之后|以后|后|前|左右)"),
     ("guo", rf"过(?P<gn>{NUM})天"),
     ("tiqian", rf"提前(?P<tn>{NUM})(?:个)?(?P<tu>天|日|周|星期)"),
+    # a day fixed by an event dated just before ("下周四开标，开标前一天我过去", "会议当天", "装机第二天")
+    ("eventrel", r"(?<=[\u4e00-\u9fff])(?<![\d零〇一二两三四五六七八九十几最])"
+                 r"(?P<ev>前一天|前一晚|头一天|头天|当天|第二天|后一天|次日)"),
     # numeric month/day as typed in chats: "12/20", "10/20", "12.18下午", "10.8前" (a "." date must be
     # followed by a date-like word so "1.35M" or "42.8w" stay amounts)
     ("slash", r"(?<![\d/.\-])(?P<sm>1[0-2]|0?[1-9])/(?P<sd>[12]\d|3[01]|0?[1-9])(?![\d/%])"),
@@ -57,18 +62,19 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx)
     ("enday", r"(?i)(?<![A-Za-z])(?:(?P<enrel>next|this|coming)\s+)?(?P<enwd>mon(?:day)?|tue(?:s|sday)?|"
               r"wed(?:nesday)?|thu(?:r|rs|rsday)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)(?![A-Za-z])"),
     ("enrel", r"(?i)(?<![A-Za-z])(?P<enr>today|tonight|tomorrow|tmr|tmrw|eod|cob|end of (?:the )?day|"
-              r"day after tomorrow|end of (?:the )?month|eom)(?![A-Za-z])"),
+              r"day after tomorrow|end of (?:the )?month|eom|end of (?:the |this )?week|eow|end of next week)"
+              r"(?![A-Za-z])"),
 ))
 # characters without which a pattern cannot match (cheap pre-check before running the regex)
 _TRIGGERS = {name: frozenset(chars) for name, chars in (
     ("iso", "年-/."), ("md", "月"), ("day", "号日"), ("relday", "天日儿早晚夜"), ("weekwithin", "周期拜"),
     ("weekday", "周期拜"), ("monthpart", "月"), ("yearend", "年"), ("duration", "内后前右"), ("guo", "过"),
-    ("tiqian", "提"), ("slash", "/"), ("dotmd", "."), ("enday", "MTWFSmtwfs"), ("enrel", "TtEeCc"))}
+    ("tiqian", "提"), ("eventrel", "前头当第后次"), ("xun", "旬"), ("slash", "/"), ("dotmd", "."), ("enday", "MTWFSmtwfs"), ("enrel", "TtEeCc"))}
 _FULLWIDTH_RX = re.compile("[\uff10-\uff5a]")
 _TIME = re.compile(rf"(?P<period>凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|早|晚)?(?P<h>{NUM})(?:点|时|:|：)"
                    rf"(?:(?P<half>半)|(?P<q>一刻)|(?P<mi>{NUM})(?:分)?)?")
 _PERIOD_ONLY = re.compile(r"凌晨|早上|早晨|上午|中午|下午|傍晚|晚上")
-_DEADLINE = re.compile(r"\s*(?:之前|以前|前(?![台列期面端])|之内|以内|为止|截止|截至|内(?![科镜容部外网]))")
+_DEADLINE = re.compile(r"\s*(?:之前|以前|前(?![台列期面端后一头两])|之内|以内|为止|截止|截至|内(?![科镜容部外网]))")
 _STANDALONE_TIME_OK = re.compile(r"\s*(?:之前|以前|前|钟|整|左右|准时)")
 
 
@@ -148,7 +154,7 @@ def find_dates(text: str, now: datetime, holidays: Sequence[Holiday] = ()) -> li
         if start < last_end:
             continue
         resolved = _resolve(name, m, today, holidays)
-        if resolved is None and name != "tiqian":
+        if resolved is None and name not in _RELATIVE:
             continue
         due, deadline, past, period = resolved if resolved else (None, False, False, None)
         mentions.append((start, end, due, deadline, past, period, m, name))
@@ -163,6 +169,11 @@ def find_dates(text: str, now: datetime, holidays: Sequence[Holiday] = ()) -> li
             if previous is None or n is None:
                 continue
             due = previous - timedelta(days=n * (7 if m.group("tu") in {"周", "星期"} else 1))
+            past = due < today
+        elif name == "eventrel":
+            if previous is None:
+                continue  # "第二天下午才到" with no date before it: nothing to count from
+            due = previous + timedelta(days=_EVENT_OFFSET[m.group("ev")])
             past = due < today
         assert due is not None
         at, end = _attach_time(text, end, due, period, now, occupied)
@@ -382,6 +393,19 @@ def _r_monthpart(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[
     return due, part != "中", due < today, None
 
 
+def _r_xun(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, None]:
+    """"下旬" alone: the end of this month (like 月底); 上旬/中旬 of next month once they are behind us."""
+    part = m.group("part")
+    year, month = today.year, today.month
+    day = {"上旬": 10, "中旬": 20}.get(part)
+    if day is not None and today.day > day:
+        year, month = _month_shift(today, "下")
+    if day is None:
+        day = calendar.monthrange(year, month)[1]
+    due = date(year, month, day)
+    return due, True, False, None
+
+
 def _r_yearend(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, None]:
     return date(today.year, 12, 31), True, False, None
 
@@ -486,6 +510,9 @@ def _r_enrel(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date
         return today + timedelta(days=1), False, False, None
     if word == "day after tomorrow":
         return today + timedelta(days=2), False, False, None
+    if word in {"end of week", "end of the week", "end of this week", "eow", "end of next week"}:
+        friday = today + timedelta(days=4 - today.weekday())
+        return (friday + timedelta(days=7) if "next" in word else max(friday, today)), True, False, None
     if word in {"end of month", "end of the month", "eom"}:
         return date(today.year, today.month, calendar.monthrange(today.year, today.month)[1]), True, False, None
     if word == "tonight":
@@ -499,5 +526,9 @@ _RESOLVERS = {
     "iso": _r_iso, "md": _r_md, "day": _r_day, "relday": _r_relday, "weekwithin": _r_weekwithin,
     "weekday": _r_weekday, "monthpart": _r_monthpart, "yearend": _r_yearend, "duration": _r_duration,
     "guo": _r_guo, "holiday": _r_holiday, "slash": _r_slash, "dotmd": _r_slash,
-    "enday": _r_enday, "enrel": _r_enrel, "tiqian": lambda m, t, h: None,
+    "enday": _r_enday, "enrel": _r_enrel, "tiqian": lambda m, t, h: None, "eventrel": lambda m, t, h: None,
+    "xun": _r_xun,
 }
+# expressions resolved against the date named before them, not against today
+_RELATIVE = frozenset({"tiqian", "eventrel"})
+_EVENT_OFFSET = {"前一天": -1, "前一晚": -1, "头一天": -1, "头天": -1, "当天": 0, "第二天": 1, "后一天": 1, "次日": 1}
