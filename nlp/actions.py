@@ -23,7 +23,8 @@ _DATE_ONLY_REST = re.compile(r"^[\s的吧呢啊了之前内以为止截至，。
                              # "下周三前给", "docs due 10/20", "scheduled next Wednesday": a bare give/send verb or an
                              # English scheduling word leaves the date apart from the action it belongs to
                              r"(?:(?:给|发|交|回|报|要)[\s吧啊了，。,.!！~]*"
-                             r"|(?i:(?:[A-Za-z]+\s+)?(?:due|scheduled(?:\s+for)?|set\s+for|planned\s+for|by|on)\s*))?"
+                             r"|(?i:(?:[A-Za-z]+\s+)?(?:due|scheduled(?:\s+for)?|set\s+for|planned\s+for|by|on|target|deadline"
+                             r"|ETA)\s*)|(?:截止|期限|deadline)\s*)?"
                              r"[\s的吧呢啊了之前内以为止截至，。,.!！?？;；~]*$")
 # a verb directly followed by experiential 过 reports something done ("跟经理确认过", "聊过");
 # not 过去/过来 (directions), 过一遍/过一下 (a review still to do)
@@ -62,13 +63,14 @@ class ActionClause:
 
 class ActionDetector:
     def __init__(self, words: ActionWords) -> None:
-        self._verbs = re.compile(alternation(words.verbs))
+        # English words ignore case: a sentence-initial "Sending…" or "Will…" is the same word
+        self._verbs = re.compile(alternation(words.verbs, ignore_case_ascii=True))
         self._verb_patterns = tuple(re.compile(p) for p in words.verb_patterns)
         self._not_verbs = re.compile(alternation(words.not_verbs)) if words.not_verbs else None
         self._past = re.compile(alternation(words.past_markers))
         self._strong_past = re.compile(alternation(words.strong_past_markers)) if words.strong_past_markers else None
         self._not_past = re.compile(alternation(words.not_past)) if words.not_past else None
-        self._future = re.compile(alternation(words.future_markers))
+        self._future = re.compile(alternation(words.future_markers, ignore_case_ascii=True))
         self._first_person = re.compile(alternation(words.first_person))
         # first person as subject, not as object ("给我回复", "跟我们说")
         self._subject = re.compile(f"(?<![给跟和对向找问让叫请帮])(?:{alternation(words.first_person)})")
