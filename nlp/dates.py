@@ -61,6 +61,10 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx)
     # English day words in mixed messages: "by Friday", "next Monday", "EOD", "tomorrow"
     ("enday", r"(?i)(?<![A-Za-z])(?:(?P<enrel>next|this|coming)\s+)?(?P<enwd>mon(?:day)?|tue(?:s|sday)?|"
               r"wed(?:nesday)?|thu(?:r|rs|rsday)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)(?![A-Za-z])"),
+    # English month names: "Oct 12", "December 3rd", "12 Oct"
+    ("enmd", r"(?i)(?<![A-Za-z])(?:(?P<emon>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s*"
+             r"(?P<eday>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?![\d:])|(?<!\d)(?P<eday2>[12]\d|3[01]|0?[1-9])"
+             r"(?:st|nd|rd|th)?\s+(?P<emon2>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*)(?![A-Za-z])"),
     ("enrel", r"(?i)(?<![A-Za-z])(?P<enr>today|tonight|tomorrow|tmr|tmrw|eod|cob|end of (?:the )?day|"
               r"day after tomorrow|end of (?:the )?month|eom|end of (?:the |this )?week|eow|end of next week)"
               r"(?![A-Za-z])"),
@@ -69,10 +73,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx)
 _TRIGGERS = {name: frozenset(chars) for name, chars in (
     ("iso", "年-/."), ("md", "月"), ("day", "号日"), ("relday", "天日儿早晚夜"), ("weekwithin", "周期拜"),
     ("weekday", "周期拜"), ("monthpart", "月"), ("yearend", "年"), ("duration", "内后前右"), ("guo", "过"),
-    ("tiqian", "提"), ("eventrel", "前头当第后次"), ("xun", "旬"), ("slash", "/"), ("dotmd", "."), ("enday", "MTWFSmtwfs"), ("enrel", "TtEeCc"))}
+    ("tiqian", "提"), ("eventrel", "前头当第后次"), ("xun", "旬"), ("slash", "/"), ("dotmd", "."), ("enday", "MTWFSmtwfs"), ("enmd", "JFMASONDjfmasond"), ("enrel", "TtEeCc"))}
 _FULLWIDTH_RX = re.compile("[\uff10-\uff5a]")
 _TIME = re.compile(rf"(?P<period>凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|早|晚)?(?P<h>{NUM})(?:点|时|:|：)"
                    rf"(?:(?P<half>半)|(?P<q>一刻)|(?P<mi>{NUM})(?:分)?)?")
+_EN_TIME = re.compile(r"(?i)(?<![A-Za-z\d:])(?P<h>1[0-2]|0?[1-9])(?::(?P<mi>[0-5]\d))?\s*(?P<ap>am|pm|a\.m\.|p\.m\.)"
+                      r"(?![A-Za-z])")
+_EN_TIME_BEFORE = re.compile(_EN_TIME.pattern + r"\s*$")
 _PERIOD_ONLY = re.compile(r"凌晨|早上|早晨|上午|中午|下午|傍晚|晚上")
 _DEADLINE = re.compile(r"\s*(?:之前|以前|前(?![台列期面端后一头两])|之内|以内|为止|截止|截至|内(?![科镜容部外网]))")
 _STANDALONE_TIME_OK = re.compile(r"\s*(?:之前|以前|前|钟|整|左右|准时)")
@@ -177,12 +184,17 @@ def find_dates(text: str, now: datetime, holidays: Sequence[Holiday] = ()) -> li
             past = due < today
         assert due is not None
         at, end = _attach_time(text, end, due, period, now, occupied)
+        pre = _EN_TIME_BEFORE.search(text, max(0, start - 12), start) if at is None and _HAS_AMPM.search(text) else None
+        if pre is not None:  # "3pm today", "9am tomorrow"
+            at, start = datetime.combine(due, time(*_en_clock(pre)), tzinfo=now.tzinfo), pre.start()
         dl = _DEADLINE.match(text, end)
         if dl and name not in {"duration"}:
             deadline, end = True, dl.end()
         out.append(DueDate(due, at, deadline, past, (start, end)))
         previous = due
     out.extend(_standalone_times(text, now, [d.span for d in out]))
+    if _HAS_AMPM.search(text):
+        out.extend(_standalone_en_times(text, now, [d.span for d in out]))
     out.extend(_standalone_periods(text, now, [d.span for d in out]))
     out.sort(key=lambda d: d.span[0])
     return out
@@ -216,6 +228,9 @@ def _attach_time(text: str, end: int, due: date, period: str | None, now: dateti
         hm = _clock(m, period)
         if hm is not None:
             return datetime.combine(due, time(*hm), tzinfo=now.tzinfo), m.end()
+    en = _EN_TIME.match(text, pos)
+    if en:
+        return datetime.combine(due, time(*_en_clock(en)), tzinfo=now.tzinfo), en.end()
     p = _PERIOD_ONLY.match(text, pos)
     if p:
         return datetime.combine(due, time(_PERIOD_HOUR[p.group()], 0), tzinfo=now.tzinfo), p.end()
@@ -239,6 +254,26 @@ def _clock(m: re.Match[str], day_period: str | None) -> tuple[int, int] | None:
     elif period is None and 1 <= hour <= 6:
         hour += 12  # "3点" in a work message means the afternoon
     return hour % 24, minute
+
+
+def _en_clock(m: re.Match[str]) -> tuple[int, int]:
+    hour, minute = int(m.group("h")) % 12, int(m.group("mi") or 0)
+    return (hour + 12 if m.group("ap").lower().startswith("p") else hour), minute
+
+
+def _standalone_en_times(text: str, now: datetime, occupied: list[tuple[int, int]]) -> Iterable[DueDate]:
+    """An English clock time ("Call Dr. Xu 3pm", "by 5pm"): today if still ahead, else tomorrow; one
+    written just before a day word ("3pm today", "9am tomorrow") belongs to that day."""
+    for m in _EN_TIME.finditer(text):
+        nxt = min((s for s, e in occupied if s >= m.end()), default=None)
+        if any(s <= m.start() < e for s, e in occupied):
+            continue
+        if nxt is not None and not text[m.end():nxt].strip():
+            continue  # the day after it carries the date; the time alone would be a second one
+        at = datetime.combine(now.date(), time(*_en_clock(m)), tzinfo=now.tzinfo)
+        if at <= now:
+            at += timedelta(days=1)
+        yield DueDate(at.date(), at, text[max(0, m.start() - 3):m.start()].lower().strip() == "by", False, m.span())
 
 
 def _standalone_times(text: str, now: datetime, occupied: list[tuple[int, int]]) -> Iterable[DueDate]:
@@ -482,6 +517,20 @@ def _r_slash(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date
     return due, False, past, None
 
 
+_HAS_AMPM = re.compile(r"(?i)\d\s*[ap]\.?m")
+_EN_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                          "dec"), start=1)}
+
+
+def _r_enmd(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, None] | None:
+    mon = (m.group("emon") or m.group("emon2")).lower()[:3]
+    if mon == "may" and m.group("emon") and m.string[m.start():m.start() + 3] == "may":
+        return None  # "may 3" is too often the verb
+    due, past = _infer_year(today, _EN_MONTHS[mon], int(m.group("eday") or m.group("eday2")))
+    deadline = m.string[max(0, m.start() - 7):m.start()].lower().strip() in {"by", "before", "until"}
+    return due, deadline, past, None
+
+
 _EN_BEFORE_DAY = re.compile(r"(?i)(?:by|on|until|till|before|due|from)\s+$")
 _EN_WEEKDAY = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
@@ -526,7 +575,7 @@ _RESOLVERS = {
     "iso": _r_iso, "md": _r_md, "day": _r_day, "relday": _r_relday, "weekwithin": _r_weekwithin,
     "weekday": _r_weekday, "monthpart": _r_monthpart, "yearend": _r_yearend, "duration": _r_duration,
     "guo": _r_guo, "holiday": _r_holiday, "slash": _r_slash, "dotmd": _r_slash,
-    "enday": _r_enday, "enrel": _r_enrel, "tiqian": lambda m, t, h: None, "eventrel": lambda m, t, h: None,
+    "enday": _r_enday, "enrel": _r_enrel, "enmd": _r_enmd, "tiqian": lambda m, t, h: None, "eventrel": lambda m, t, h: None,
     "xun": _r_xun,
 }
 # expressions resolved against the date named before them, not against today

@@ -113,6 +113,8 @@ _SPEAKER_END = re.compile(r"(?:说|讲|表示|提到|通知)[\u4e00-\u9fff]{0,2}
 
 
 _IN_ENGLISH = re.compile(r"[A-Za-z][\s]*$")
+# words that end in a negation character without negating anything ("特别急", "差不多", "不然")
+_NOT_NEGATION = re.compile(r"(?:特别|分别|区别|个别|级别|类别|差别|告别|离别)$")
 
 
 class Language:
@@ -189,8 +191,11 @@ class Language:
         ``before=False`` only honours negation after the keyword: for process steps "还没签字"
         is the concern itself, while "审批走完了" settles it.
         """
-        if before and self._neg_before.search(clause[max(0, start - 6):start]):
-            return True
+        if before:
+            window = clause[max(0, start - 6):start]
+            m = self._neg_before.search(window)
+            if m and not _NOT_NEGATION.search(window, 0, m.end()):
+                return True
         return after and self._neg_after.match(clause, end) is not None
 
     def positive(self, clause: str) -> bool:
