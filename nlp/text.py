@@ -125,7 +125,8 @@ class Language:
         self._breaks = re.compile(alternation(words.soft_breaks)) if words.soft_breaks else None
         self._neg_before = re.compile(f"(?:{alternation(words.negation_before)})$")
         bridges = alternation(words.negation_bridges)
-        self._neg_after = re.compile(f"(?:{bridges})*(?:{alternation(words.negation_after)})")
+        # a space may stand between the keyword and its verdict in shorthand ("参数论证 通过")
+        self._neg_after = re.compile(f"\\s?(?:{bridges})*(?:{alternation(words.negation_after)})")
         self._positive = re.compile(alternation(words.positive_frames))
         self._chatter = frozenset(words.chatter)
         self._starters = re.compile(alternation(words.clause_starters)) if words.clause_starters else None
