@@ -146,6 +146,8 @@ class Classifier:
             if hit.code in self._concern_keeps and _DONE_BEFORE.search(text, max(s, hit.start - 4), hit.start):
                 vetoes.append(hit.code)
                 continue
+            if i + 1 < len(clauses) and text[e:clauses[i + 1][0]].isspace():
+                e = clauses[i + 1][1]  # shorthand puts the verdict after a space: "参数论证 通过"
             if self._lang.negated(text[s:e], hit.start - s, hit.end - s, before=hit.code not in self._concern_keeps):
                 vetoes.append(hit.code)
                 continue
