@@ -17,7 +17,7 @@ from typing import Sequence
 
 from .entities import Mention
 from .lexicon import Lexicon
-from .text import KeywordScanner, Language, clause_index
+from .text import Hit, KeywordScanner, Language, clause_index
 
 # an event named only as the place where people met is not the stage ("学术会上认识的", "推介会上加的微信")
 _VENUE = re.compile(r"(?:上|中|时|期间|的时候)(?:认识|碰到|遇到|结识|加的|加了|加上|搭上|聊上)")
@@ -118,17 +118,24 @@ class Classifier:
             return StageResult(min(action_hits)[1], 0.65)
         return None
 
-    def delivery_worries(self, text: str) -> list[tuple[int, int]]:
+    def concern_hits(self, text: str) -> list[Hit]:
+        """The raw concern keyword hits, scanned once for both ``stage`` (delivery worries) and ``concerns``."""
+        return self._concerns.scan(text)
+
+    @staticmethod
+    def delivery_worries(hits: Sequence[Hit]) -> list[tuple[int, int]]:
         """Spans of delivery-speed concern matches (see ``stage``)."""
-        return [(h.start, h.end) for h in self._concerns.scan(text) if h.code == "delivery"]
+        return [(h.start, h.end) for h in hits if h.code == "delivery"]
 
     def concerns(self, text: str, clauses: Sequence[tuple[int, int]], competitors: Sequence[Mention],
-                 dates: Sequence[tuple[int, int]] = (), vetoed: list[str] | None = None) -> list[str]:
+                 dates: Sequence[tuple[int, int]] = (), vetoed: list[str] | None = None,
+                 hits: Sequence[Hit] | None = None) -> list[str]:
         """``vetoed``, when given, receives the codes whose keywords were present but negated,
-        praised or otherwise ruled out: the statistical model may not add those."""
+        praised or otherwise ruled out: the statistical model may not add those.  ``hits``: the
+        result of ``concern_hits`` when the caller already has it."""
         found: list[tuple[int, str]] = []
         vetoes: list[str] = []
-        for hit in self._concerns.scan(text):
+        for hit in self._concerns.scan(text) if hits is None else hits:
             i = clause_index(clauses, hit.start)
             s, e = clauses[i] if clauses else (0, len(text))
             if self._praised(text, s, e, hit.start):

@@ -175,9 +175,11 @@ class Extractor:
         chosen = self._actions.choose(actions)
         trace: dict[str, list[str]] = {}
         vetoed: list[str] = []
+        concern_hits = self._classifier.concern_hits(clean)
         stage = self._classifier.stage(clean, clauses, [a.span for a in actions], competitors,
-                                       blocked, trace, self._classifier.delivery_worries(clean))
-        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates], vetoed)
+                                       blocked, trace, self._classifier.delivery_worries(concern_hits))
+        concerns = self._classifier.concerns(clean, clauses, competitors, [d.span for d in dates], vetoed,
+                                             concern_hits)
         cues = self._classifier.cues(clean, clauses)
         self.last_signals = signal_names(trace["status"], trace["action"], concerns, vetoed, bool(competitors))
         if self.model is not None:
