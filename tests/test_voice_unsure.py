@@ -297,3 +297,33 @@ async def test_spans_survive_the_round_trip_through_the_inbox_row(
     start = FRIDAY_MEMO.index("周五")
     assert extra["transcript"] == FRIDAY_MEMO
     assert extra["transcript_unsure"] == [[start, start + 2, 0.31, False]]
+
+
+@pytest.mark.slow  # the real speech model
+async def test_a_real_memo_spans_reach_the_card(make_runtime) -> None:  # type: ignore[no-untyped-def]
+    """dev-019 ("东方医院采购办通知我们中标了！下周一去签合同。"): whisper base hears "东" at ~0.06,
+    so the hospital rests on a low-confidence word at the default threshold."""
+    h = Harness(await make_runtime({"speech": {"beam_size": 1, "max_seconds": 30}}, clock=FakeClock(MONDAY)))
+    [text] = await h.voice("zhangwei", Path(__file__).parent / "fixtures" / "voice" / "dev-019.amr")
+    extra = (await rows(h, InboxRow))[0].payload["extra"]
+    assert extra["transcript_source"] == "local" and extra["transcript_unsure"], "spans travel with the message"
+    [note] = await rows(h, Note)
+    held = note.fields["unsure"]
+    assert "account" in held and "东方医院" in held["account"]["value"]
+    assert "医院：东方医院？" in text and "没听清" in text and "「确认 1」确认" in text
+    assert await rows(h, Account) == [] and note.account_id is None
+    [done] = await h.say("zhangwei", "确认 1")
+    assert "东方医院" in done
+    [account] = await rows(h, Account)
+    [note] = await rows(h, Note)
+    assert note.account_id == account.id and "unsure" not in note.fields
+
+
+def test_packed_spans_are_checked_against_the_text() -> None:
+    from nlp.speech.spans import pack, unpack
+
+    text = "周五前发报价"
+    spans = [Span(0, 2, "周五", 0.3, False), Span(4, 6, "报价", None, True)]
+    assert unpack(pack(spans), text) == spans
+    assert unpack([[0, 9, 0.1, False], [3, 2, 0.1, False], ["0", 2, 0.1, False], [0, 2, "x", False], [0, 2]], text) == []
+    assert unpack("junk", text) == []
