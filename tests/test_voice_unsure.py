@@ -327,3 +327,12 @@ def test_packed_spans_are_checked_against_the_text() -> None:
     assert unpack(pack(spans), text) == spans
     assert unpack([[0, 9, 0.1, False], [3, 2, 0.1, False], ["0", 2, 0.1, False], [0, 2, "x", False], [0, 2]], text) == []
     assert unpack("junk", text) == []
+
+
+async def test_a_memo_whose_only_contact_is_unsure_is_still_recorded(
+        h: Harness, speech: FakeSpeech, tmp_path: Path) -> None:
+    text, _ = await note_card(h, speech, tmp_path, "zhangwei", transcript("留主任说预算批下来了"))
+    assert "联系人：刘主任？" in text and "没有记录" not in text
+    assert await rows(h, Contact) == []
+    [note] = await rows(h, Note)
+    assert note.fields["unsure"]["contacts"]["value"] == ["刘主任"]

@@ -60,7 +60,7 @@ async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: s
         added = await add_to_previous(app, hc, draft)
         if added is not None:
             return added
-    if not (draft.account or draft.contacts or draft.action_text):
+    if not (draft.account or draft.contacts or draft.action_text or draft.unsure):  # a held contact is a customer
         return await unfiled(app, hc, text, source=source)
     return await record_and_card(app, hc, draft)
 
