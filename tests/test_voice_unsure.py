@@ -336,3 +336,23 @@ async def test_a_memo_whose_only_contact_is_unsure_is_still_recorded(
     assert await rows(h, Contact) == []
     [note] = await rows(h, Note)
     assert note.fields["unsure"]["contacts"]["value"] == ["刘主任"]
+
+
+async def test_a_new_hospital_and_an_unsure_date_are_one_question_and_one_tap(
+        h: Harness, speech: FakeSpeech, tmp_path: Path) -> None:
+    text, card = await note_card(h, speech, tmp_path, "lina",
+                                 transcript("今天在阳光医院见了李主任，周五前把报价发给他", {"周五": 0.4}))
+    assert text.count("❓") == 1 and "截止 11月27日 周五？" in text and "新客户『阳光医院』待建档" in text
+    assert [b.command for b in card.buttons][:2] == ["确认 1", "改 1"]
+    assert await rows(h, Account) == []
+    [task] = await rows(h, Task)
+    assert task.due_date is None
+    [done] = await h.say("lina", "确认 1")
+    assert "已确认" in done and "已归档到 阳光医院" in done
+    [account] = await rows(h, Account)
+    [task] = await rows(h, Task)
+    [note] = await rows(h, Note)
+    assert note.account_id == account.id and task.due_date == FRIDAY and task.remind_at == nine_am(FRIDAY)
+    assert task.opportunity_id is not None
+    [again] = await h.say("lina", "确认 1")
+    assert "已经确认过" in again and len(await rows(h, Account)) == 1
