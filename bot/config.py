@@ -82,6 +82,7 @@ class SpeechSection(_Section):
     max_seconds: float = Field(120, gt=0, le=3600)
     concurrency: int = Field(2, ge=1, le=16)
     correct_terms: bool = True
+    unsure_below: float = Field(0.5, ge=0, le=1, description="a voice-memo field heard with a word probability below this (or term-corrected) is shown as unsure and asked, never stored as fact until confirmed")
 
 
 class NotesConfig(_Section):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cards.model import Button, Card, CardField
 from handlers.common.format import concern_labels, day_text, money, stage_label
+from handlers.notes.unsure import ACCOUNT, AMOUNT, CONTACTS, DUE, held, shown
 from nlp.fields import label
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def note_card(
     extra_buttons: Sequence[Button] = (),
 ) -> Card:
     fields: dict[str, Any] = note.fields or {}
+    unsure = held(note)  # voice-memo values waiting for the rep: shown with a question mark
     rows: list[CardField] = []
     stage = fields.get("stage")
     if stage:
@@ -50,20 +52,26 @@ def note_card(
         rows.append(CardField(label("next_action"), task.text))
         if task.due_date is not None:
             rows.append(CardField(label("due"), day_text(task.due_date, task.due_at, app=app, today=today)))
+        elif DUE in unsure:
+            rows.append(CardField(label("due"), shown(app, DUE, unsure[DUE], today)))
     contacts = fields.get("contacts") or []
     departments = fields.get("departments") or []
-    if contacts:
-        who = "、".join(contacts)
+    if contacts or CONTACTS in unsure:
+        who = "、".join([*contacts, *([shown(app, CONTACTS, unsure[CONTACTS], today)] if CONTACTS in unsure else [])])
         rows.append(CardField(label("contacts"), f"{who}（{'、'.join(departments)}）" if departments else who))
     elif departments:
         rows.append(CardField(label("departments"), "、".join(departments)))
     if account is not None:
         rows.append(CardField(label("account"), account.name))
+    elif ACCOUNT in unsure:
+        rows.append(CardField(label("account"), shown(app, ACCOUNT, unsure[ACCOUNT], today)))
     elif fields.get("account_pending"):
         rows.append(CardField(label("account"), f"{fields['account_pending']}（新客户，待确认）"))
     amount = fields.get("amount")
     if amount:
         rows.append(CardField(label("amount"), money(int(amount))))
+    elif AMOUNT in unsure:
+        rows.append(CardField(label("amount"), shown(app, AMOUNT, unsure[AMOUNT], today)))
     competitors = fields.get("competitors") or []
     if competitors:
         brand = app.services.lexicon.canonical_brand  # "Medtronic" is shown as 美敦力; the note keeps what was written

@@ -16,7 +16,13 @@ from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches
 from handlers.accounts.service import resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
-from handlers.notes.dialog import acceptable_hospital, file_under, stage_from_text
+from handlers.notes import unsure
+from handlers.notes.dialog import (
+    acceptable_hospital,
+    file_under,
+    needs_confirmation,
+    stage_from_text,
+)
 from handlers.notes.dialog_state import CONFIRM_ACCOUNT, clear_pending, load_pending
 from handlers.notes.extraction import extract, to_draft
 from handlers.notes.service import (
@@ -104,6 +110,7 @@ async def correct_amount(app: AppContext, hc: HandlerContext, note: Note, amount
     await audit(hc.session, actor_id=hc.person.id, entity="note", entity_id=note.id, field_name="amount",
                 old=old, new=amount, note_id=note.id, now=hc.now)
     update_fields(note, amount=amount)
+    unsure.settle(note, unsure.AMOUNT, unsure.FIXED)
     opp = await _note_opportunity(hc, note)
     if opp is not None:
         old = opp.amount
@@ -133,15 +140,23 @@ async def correct_date(app: AppContext, hc: HandlerContext, note: Note | None, r
         return f"{parsed.due.month}月{parsed.due.day}日 已经过了，请给一个今天以后的日期。"
     old = task.due_date
     await redate_task(hc.session, task, parsed.due, parsed.due_at, actor_id=hc.person.id, policy=policy(app), now=hc.now)
+    if note is not None and task.note_id == note.id:
+        unsure.settle(note, unsure.DUE, unsure.FIXED)  # a date heard unsure in a memo, now said by the rep
     before = day_text(old, today=today) or "（无）"
     return f"✅ 已改期：{task.text}\n截止 {before} → {day_text(task.due_date, task.due_at, app=app, today=today)}"
 
 
 async def _question_answered(hc: HandlerContext) -> None:
-    """A correction closes an open question — except "确认建档吗？", which still waits for yes or a name."""
+    """A correction closes an open question — except a confirmation ("确认建档吗？", unsure voice fields)
+    while its note still holds something back: that still waits for yes, a name or another fix."""
     state = await load_pending(hc.session, hc.person.id, hc.now)
-    if state is not None and state.get("kind") != CONFIRM_ACCOUNT:
-        await clear_pending(hc.session, hc.person.id)
+    if state is None:
+        return
+    if state.get("kind") == CONFIRM_ACCOUNT:
+        note = await hc.session.get(Note, int(state.get("note_id") or 0))
+        if note is not None and note.deleted_at is None and needs_confirmation(note):
+            return
+    await clear_pending(hc.session, hc.person.id)
 
 
 def router(app: AppContext) -> Router:
@@ -267,6 +282,7 @@ def router(app: AppContext) -> Router:
             account, _ = await attach_account(hc.session, note, draft.account, actor_id=hc.person.id,
                                               rules=note_rules(app), now=hc.now)
             update_fields(note, account=draft.account, account_pending=None)
+            unsure.settle(note, unsure.ACCOUNT, unsure.FIXED)
             answer = f"✅ 已更正医院：{account.name}。"
             state = await load_pending(hc.session, hc.person.id, hc.now)
             if state is not None and state.get("kind") == CONFIRM_ACCOUNT:
@@ -290,6 +306,7 @@ async def _correct_contact(hc: HandlerContext, note: Note, name: str) -> str:
                 old=",".join(old), new=name, note_id=note.id, now=hc.now)
     note.contact_id = contact.id
     update_fields(note, contacts=[name, *[c for c in old[1:] if c != name]])
+    unsure.settle(note, unsure.CONTACTS, unsure.FIXED)
     account = await hc.session.get(Account, note.account_id) if note.account_id else None
     where = f"（{account.name}）" if account else ""
     return f"✅ 已更正联系人：{'、'.join(old) or '（无）'} → {name}{where}。"

@@ -9,6 +9,7 @@ than an answer, the question is dropped silently, never repeated.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -32,8 +33,23 @@ from handlers.notes.dialog_state import (
 from handlers.notes.extraction import extract, is_chatter, to_draft
 from handlers.notes.models import NoteDraft
 from handlers.notes.service import attach_account, note_rules, update_fields
+from handlers.notes.unsure import (
+    ACCOUNT,
+    AMOUNT,
+    CONFIRMED,
+    CONTACTS,
+    DUE,
+    FIXED,
+    fix_examples,
+    held,
+    held_due,
+    held_lines,
+    settle,
+    settled,
+    settled_reply,
+)
 from handlers.opportunities.service import set_amount, set_stage
-from handlers.tasks.service import create_task, policy, redate_task, task_for_note
+from handlers.tasks.service import OPEN, create_task, policy, redate_task, task_for_note
 from storage.audit import audit
 from storage.models import Account, Note, Opportunity, Task
 
@@ -109,18 +125,37 @@ def confirm_question(name: str) -> str:
     return f"新客户『{name}』，确认建档吗？"
 
 
-def confirm_buttons(note_id: int) -> list[Button]:
-    return [Button("确认", command=f"确认建档 {note_id}", primary=True), Button("改名", command=f"改名 {note_id}")]
+def needs_confirmation(note: Note) -> bool:
+    """A new hospital or unsure voice-memo fields wait for the rep's yes (or fix)."""
+    return bool((note.fields or {}).get("account_pending")) or bool(held(note))
 
 
-async def ask_confirm_account(app: AppContext, session: AsyncSession, note: Note, name: str, *, person_id: int,
-                              now: datetime) -> str:
-    """A hospital no one has named before: the note is stored, the account waits for the rep's yes."""
-    asked = list((note.fields or {}).get("asked") or [])
-    update_fields(note, asked=[*asked, "account"])
+def confirm_buttons(note: Note) -> list[Button]:
+    """确认 confirms everything the note holds back; 改 asks for the fix (改名 for a new hospital alone)."""
+    if held(note):
+        return [Button("确认", command=f"确认 {note.id}", primary=True), Button("改", command=f"改 {note.id}")]
+    return [Button("确认", command=f"确认建档 {note.id}", primary=True), Button("改名", command=f"改名 {note.id}")]
+
+
+async def ask_confirm(app: AppContext, session: AsyncSession, note: Note, *, person_id: int, now: datetime) -> str:
+    """One question for everything the note holds back: a new hospital and/or unsure voice-memo fields.
+
+    The note is stored; the held values wait for the rep's yes (or fix). One question per memo:
+    every unsure field is listed in it, and it is never asked again (an ignored question lapses).
+    """
+    fields = note.fields or {}
+    name = str(fields.get("account_pending") or "")
+    asked = list(fields.get("asked") or [])
+    lines = held_lines(app, note, local_now(app, now).date())
+    update_fields(note, asked=[*asked, *(["account"] if name else []), *(["unsure"] if lines else [])])
     await set_pending(session, person_id, {"kind": CONFIRM_ACCOUNT, "note_id": note.id, "name": name},
                       now=now, window_minutes=app.config.notes.question_window_minutes)
-    return confirm_question(name)
+    if not lines:
+        return confirm_question(name)
+    question = "语音里这几项没听清：" + "；".join(lines) + "。"
+    if name and ACCOUNT not in held(note):
+        question += f"另有新客户『{name}』待建档。"
+    return question + "对吗？"
 
 
 def acceptable_hospital(app: AppContext, name: str) -> bool:
@@ -131,6 +166,9 @@ def acceptable_hospital(app: AppContext, name: str) -> bool:
 async def file_under(app: AppContext, hc: HandlerContext, note: Note, name: str) -> str:
     """Link ``note`` to the hospital ``name`` (creating the account), then maybe ask the next question."""
     account, _ = await attach_account(hc.session, note, name, actor_id=hc.person.id, rules=note_rules(app), now=hc.now)
+    item = held(note).get(ACCOUNT)
+    if item is not None:
+        settle(note, ACCOUNT, CONFIRMED if item.get("value") == name else FIXED)
     fields = dict(note.fields or {})
     fields.pop("account_pending", None)
     fields.pop("account_rejected", None)
@@ -210,6 +248,7 @@ class Answerer:
         if self.note.contact_id is None and contact is not None:
             self.note.contact_id = contact.id
         update_fields(self.note, contacts=draft.contacts, departments=departments)
+        settle(self.note, CONTACTS, FIXED)
         who = "、".join(draft.contacts)
         return f"联系人 {who}（{'、'.join(departments)}）" if departments else f"联系人 {who}"
 
@@ -230,6 +269,7 @@ class Answerer:
         rules = note_rules(self.app)
         if not rules.known(written) and await find_account(self.session, written, rules.canonical) is None:
             update_fields(self.note, account_pending=written)  # a new hospital: the rep confirms first
+            settle(self.note, ACCOUNT, FIXED)
             self.confirm_name = written
             if draft.contacts and not (self.note.fields or {}).get("contacts"):
                 await self._contacts(draft, raw)
@@ -238,7 +278,8 @@ class Answerer:
             self.session, self.note, written, actor_id=self.hc.person.id,
             rules=note_rules(self.app), now=self.hc.now,
         )
-        update_fields(self.note, account=written)
+        update_fields(self.note, account=written, account_pending=None)  # a pending name is answered too
+        settle(self.note, ACCOUNT, FIXED)
         if draft.contacts and not (self.note.fields or {}).get("contacts"):
             await self._contacts(draft, raw)
         return f"医院 {account.name}"
@@ -254,6 +295,7 @@ class Answerer:
             return None
         await self._audit_note("amount", (self.note.fields or {}).get("amount"), draft.amount)
         update_fields(self.note, amount=draft.amount)
+        settle(self.note, AMOUNT, FIXED)
         if self.note.opportunity_id is not None:
             opp = await self.session.get(Opportunity, self.note.opportunity_id)
             if opp is not None:
@@ -316,6 +358,7 @@ class Answerer:
             return None
         await redate_task(self.session, task, parsed.due, parsed.due_at, actor_id=self.hc.person.id,
                           policy=policy(self.app), now=self.hc.now)
+        settle(self.note, DUE, FIXED)
         today = local_now(self.app, self.hc.now).date()
         return f"截止 {day_text(task.due_date, task.due_at, app=self.app, today=today)}" + _reminder_suffix(self.app, task)
 
@@ -348,8 +391,68 @@ def stage_from_text(app: AppContext, raw: str) -> str | None:
     return None
 
 
-CONFIRM_RX = r"^(?:确认建档|确认新客户)\s*(\d{1,18})?\s*[。!！]?$"
+CONFIRM_RX = r"^(?:(?:确认建档|确认新客户)\s*(\d{1,18})?|确认\s*(\d{1,18}))\s*[。!！]?$"
 RENAME_RX = r"^改名\s*(\d{1,18})?\s*[:：，,]?\s*(.*)$"
+FIX_RX = r"^改\s*(\d{1,18})\s*[。!！]?$"
+_FIX_ASK = {DUE: "截止改成哪天？直接回日期就行，例如“周四”。", AMOUNT: "金额是多少？直接回金额就行，例如“90万”。"}
+
+
+async def _close_question(hc: HandlerContext, note: Note) -> None:
+    """Clear the open question if it is about ``note`` (an old card's button leaves another note's alone)."""
+    state = await load_pending(hc.session, hc.person.id, hc.now)
+    if state is not None and int(state.get("note_id") or 0) == note.id:
+        await clear_pending(hc.session, hc.person.id)
+
+
+async def confirm_unsure(app: AppContext, hc: HandlerContext, note: Note) -> list[str]:
+    """The rep said yes: every held voice-memo field is stored as if it had been typed.
+
+    The hospital is not handled here (``file_under`` files it, like any new hospital). Each field
+    is settled before it is applied, so a repeated tap finds nothing left to do.
+    """
+    items = held(note)
+    answerer = Answerer(app, hc, note)
+    lines: list[str] = []
+    if DUE in items:
+        settle(note, DUE, CONFIRMED)
+        day, at = held_due(items[DUE])
+        task = await task_for_note(hc.session, note.id)
+        if task is not None and task.status == OPEN and task.due_date is None:
+            await redate_task(hc.session, task, day, at, actor_id=hc.person.id, policy=policy(app), now=hc.now)
+            today = local_now(app, hc.now).date()
+            lines.append(f"截止 {day_text(task.due_date, task.due_at, app=app, today=today)}{_reminder_suffix(app, task)}")
+    if CONTACTS in items:
+        settle(note, CONTACTS, CONFIRMED)
+        names = list(items[CONTACTS].get("value") or [])
+        current = [c for c in (note.fields or {}).get("contacts") or [] if c not in names]
+        first = bool(items[CONTACTS].get("first"))
+        line = await answerer.apply(CONTACTS, NoteDraft(text="", contacts=[*names, *current] if first else [*current, *names]), "")
+        if first and names:  # the note's main contact, as record_note would have made it
+            departments = (note.fields or {}).get("departments") or [""]
+            note.contact_id = (await resolve_contact(hc.session, note.account_id, names[0], departments[0], now=hc.now)).id
+        lines += [line] if line else []
+    if AMOUNT in items:
+        settle(note, AMOUNT, CONFIRMED)
+        line = await answerer.apply(AMOUNT, NoteDraft(text="", amount=int(items[AMOUNT]["value"])), "")
+        lines += [line] if line else []
+    return lines
+
+
+async def confirm_note(app: AppContext, hc: HandlerContext, note: Note) -> Reply:
+    """确认: the held fields and a pending hospital become facts; then the note's next question, if any."""
+    name = str((note.fields or {}).get("account_pending") or "")
+    if not name and not held(note):
+        return Reply(text=settled_reply(note) if settled(note) else "没有等待确认的新客户。", tag="note.confirmed")
+    await _close_question(hc, note)
+    lines = await confirm_unsure(app, hc, note)
+    parts = [f"✅ 已确认：{'；'.join(lines)}。"] if lines else []
+    if name:
+        parts.append(await file_under(app, hc, note, name))
+    else:
+        task = await task_for_note(hc.session, note.id)
+        question = await ask_next(app, hc.session, note, task, person_id=hc.person.id, now=hc.now)
+        parts += [f"❓ {question}"] if question else []
+    return Reply(text="\n".join(parts) or "✅ 已确认。", tag="note.account_confirmed" if name else "note.confirmed")
 
 
 async def _own_note(hc: HandlerContext, note_id: str | None) -> Note | None:
@@ -370,12 +473,10 @@ def router(app: AppContext) -> Router:
     async def confirm(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         m = re.match(CONFIRM_RX, msg.text.strip())
         assert m is not None
-        note = await _own_note(hc, m.group(1))
-        name = str((note.fields or {}).get("account_pending") or "") if note is not None else ""
-        if note is None or not name:
+        note = await _own_note(hc, m.group(1) or m.group(2))
+        if note is None:
             return Reply(text="没有等待确认的新客户。")
-        await clear_pending(hc.session, hc.person.id)
-        return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+        return await confirm_note(app, hc, note)
 
     @r.on(matches(RENAME_RX))
     async def rename(msg: Inbound, hc: HandlerContext) -> HandlerResult:
@@ -395,6 +496,25 @@ def router(app: AppContext) -> Router:
             return Reply(text=f"“{name}”不像医院名称，请发医院全称，例如“改名 复旦大学附属华山医院”。")
         await clear_pending(hc.session, hc.person.id)
         return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+
+    @r.on(matches(FIX_RX))
+    async def fix(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        """改 on an unsure card: one held date or amount is asked for; otherwise how to write the fix."""
+        m = re.match(FIX_RX, msg.text.strip())
+        assert m is not None
+        note = await _own_note(hc, m.group(1))
+        if note is None:
+            return Reply(text="没有找到要更正的记录。")
+        names = list(held(note))
+        if not names or names == [ACCOUNT]:
+            if not (note.fields or {}).get("account_pending"):
+                return Reply(text=settled_reply(note), tag="note.fix")
+            return await rename(replace(msg, text=f"改名 {note.id}"), hc)
+        if len(names) == 1 and names[0] in _FIX_ASK:
+            await set_pending(hc.session, hc.person.id, {"kind": MISSING, "note_id": note.id, "field": names[0]},
+                              now=hc.now, window_minutes=app.config.notes.question_window_minutes)
+            return Reply(text=_FIX_ASK[names[0]], tag="note.fix")
+        return Reply(text=f"请直接发更正，例如{fix_examples(names)}。", tag="note.fix")
 
     @r.on(text())
     async def pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
@@ -433,10 +553,9 @@ def router(app: AppContext) -> Router:
             await clear_pending(hc.session, hc.person.id)
             return SKIP  # not an answer: handle as an ordinary message, never ask twice
         if answerer.confirm_name:
-            question = await ask_confirm_account(app, hc.session, note, answerer.confirm_name,
-                                                 person_id=hc.person.id, now=hc.now)
+            question = await ask_confirm(app, hc.session, note, person_id=hc.person.id, now=hc.now)
             card = Card(title="已补充", kind="note.answer", blocks=(f"✅ 已补充：{line}。", f"❓ {question}"),
-                        buttons=(*confirm_buttons(note.id), Button("撤销", command=f"撤销 {note.id}")))
+                        buttons=(*confirm_buttons(note), Button("撤销", command=f"撤销 {note.id}")))
             return Reply(card=card, tag="note.answer")
         task = await task_for_note(hc.session, note.id)
         question = await ask_next(app, hc.session, note, task, person_id=hc.person.id, now=hc.now)
@@ -456,9 +575,11 @@ async def _confirm_answer(
 ) -> HandlerResult:
     raw = msg.text.strip()
     name = str(state.get("name") or "")
-    if _CONFIRM_YES.match(raw) and name:
+    if _CONFIRM_YES.match(raw) and needs_confirmation(note):
+        return await confirm_note(app, hc, note)
+    if not name:
         await clear_pending(hc.session, hc.person.id)
-        return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+        return SKIP  # unsure fields stay held (their buttons still work); the question is not repeated
     draft = to_draft(extract(app, raw, hc.now), raw)
     other = draft.account or re.sub(r"^(?:不对|不是|错了)?[，,。\s]*(?:是|应该是|叫)?", "", raw)
     rest_empty = not (draft.action_text or draft.stage or draft.concerns or draft.contacts)

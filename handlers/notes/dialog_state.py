@@ -18,7 +18,9 @@ from storage.models import DialogState
 # state["kind"] values
 MISSING = "missing"  # a required field of a note: state["field"], state["note_id"]
 PAST_DUE = "past_due"  # confirm a date that already passed: state["note_id"], state["task_id"], state["due"]
-CONFIRM_ACCOUNT = "confirm_account"  # a hospital nobody has named before: state["note_id"], state["name"]
+# what a note holds back until the rep's yes: a hospital nobody has named before (state["name"], "" if none)
+# and/or voice-memo fields heard unsure (Note.fields["unsure"], see handlers.notes.unsure); state["note_id"]
+CONFIRM_ACCOUNT = "confirm_account"
 UNFILED = "unfiled"  # a message with no customer and no action, not stored: state["text"], state["source"]
 
 

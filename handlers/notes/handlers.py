@@ -9,6 +9,8 @@ the fallback, which answers with the help card.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, Reply
@@ -18,6 +20,7 @@ from handlers.notes.extraction import extract, to_draft
 from handlers.notes.followup import add_to_previous, small_talk, unfiled
 from handlers.notes.recording import record_and_card
 from handlers.notes.service import note_for_inbox
+from handlers.notes.unsure import hold_unsure, spans_from_extra
 
 VOICE_FAILED = "抱歉，这条语音没能识别出文字{why}。请再说一遍，或者直接打字告诉我。"
 VOICE_EMPTY = "这条语音里没有听到内容，请再说一遍，或者直接打字告诉我。"
@@ -29,12 +32,15 @@ def _only_hashtags(text: str) -> bool:
     return not HASHTAG.sub("", text).strip(" \t\r\n，。,.!！?？")
 
 
-async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: str, *, source: str, transcript: str) -> HandlerResult:
+async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: str, *, source: str, transcript: str,
+                      unsure: Sequence[Any] = ()) -> HandlerResult:
     """Store ``text`` as a note from ``hc.person`` and build the reply card.
 
     Every message gets an answer that says what happened: a card (recorded), a line saying
     it was added to the previous note, a friendly word for chatter, or — when there is no
     customer and no action in it — "not recorded" with one-tap ways to record it anyway.
+    ``unsure``: the transcript's low-confidence spans; fields said in them are held for the
+    rep's confirmation (:mod:`handlers.notes.unsure`).
     """
     if hc.inbox_id is not None and await note_for_inbox(hc.session, hc.inbox_id) is not None:
         return None  # this message already became a note (a redispatched copy); never two notes
@@ -47,14 +53,14 @@ async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: s
         if after_tag:
             return None  # "#价格 太贵了": the talk track was the answer
         return await small_talk(app, hc, text)
-    draft = to_draft(extracted, text, source=source, transcript=transcript)
+    draft = hold_unsure(app, to_draft(extracted, text, source=source, transcript=transcript), unsure, hc.now)
     if after_tag and not (draft.account or draft.contacts or draft.action_text):
         return None  # "客户说太贵了 #价格" asks for a talk track; it files nothing
-    if not draft.account:
+    if not draft.account and not draft.unsure:  # unsure fields are asked about on a card of their own
         added = await add_to_previous(app, hc, draft)
         if added is not None:
             return added
-    if not (draft.account or draft.contacts or draft.action_text):
+    if not (draft.account or draft.contacts or draft.action_text or draft.unsure):  # a held contact is a customer
         return await unfiled(app, hc, text, source=source)
     return await record_and_card(app, hc, draft)
 
@@ -80,7 +86,8 @@ def router(app: AppContext) -> Router:
             return Reply(text=VOICE_FAILED.format(why=why), tag="note.voice_failed")
         if _only_hashtags(transcript):
             return SKIP
-        return await handle_note(app, msg, hc, transcript, source="voice", transcript=transcript)
+        return await handle_note(app, msg, hc, transcript, source="voice", transcript=transcript,
+                                 unsure=spans_from_extra(msg.extra))
 
     return r
 

@@ -16,6 +16,9 @@ class NoteDraft:
     ``action_text``/``due``/``due_at``/``past`` describe the next action (if any);
     ``missing`` lists the required fields the extractor found absent; ``extracted`` is the
     extractor's own dump, stored verbatim in ``Note.fields`` for later analysis.
+    ``unsure`` holds the voice-memo fields heard with low confidence (:mod:`handlers.notes.unsure`):
+    they are kept out of the draft's own fields and stored only as ``Note.fields["unsure"]``
+    until the rep confirms or fixes them.
     """
 
     text: str
@@ -36,6 +39,7 @@ class NoteDraft:
     past: bool = False
     missing: list[str] = field(default_factory=list)
     extracted: dict[str, Any] = field(default_factory=dict)
+    unsure: dict[str, Any] = field(default_factory=dict)
 
 @dataclass
 class Recorded:

@@ -9,10 +9,11 @@ from cards.model import Button
 from handlers.common.dates import local_now
 from handlers.notes.cards import note_card
 from handlers.notes.dialog import (
-    ask_confirm_account,
+    ask_confirm,
     ask_next,
     ask_past_due,
     confirm_buttons,
+    needs_confirmation,
 )
 from handlers.notes.models import NoteDraft, Recorded
 from handlers.notes.service import (
@@ -22,6 +23,7 @@ from handlers.notes.service import (
     record_note,
     update_fields,
 )
+from handlers.notes.unsure import ACCOUNT, held
 
 
 async def record_and_card(app: AppContext, hc: HandlerContext, draft: NoteDraft, *, title: str = "已记录") -> Reply:
@@ -33,13 +35,12 @@ async def record_and_card(app: AppContext, hc: HandlerContext, draft: NoteDraft,
         rules=note_rules(app),
         now=hc.now,
     )
-    if recorded.account_pending:
-        await _named_again(app, hc, recorded)
+    if recorded.account_pending and ACCOUNT not in held(recorded.note):
+        await _named_again(app, hc, recorded)  # (an unsure hearing of a name is no second naming)
     buttons: list[Button] = []
-    if recorded.account_pending:
-        question = await ask_confirm_account(app, hc.session, recorded.note, recorded.account_pending,
-                                             person_id=hc.person.id, now=hc.now)
-        buttons = confirm_buttons(recorded.note.id)
+    if needs_confirmation(recorded.note):  # a new hospital and/or unsure voice-memo fields: one question
+        question = await ask_confirm(app, hc.session, recorded.note, person_id=hc.person.id, now=hc.now)
+        buttons = confirm_buttons(recorded.note)
     elif recorded.past_due is not None and recorded.task is not None:
         question = await ask_past_due(app, hc.session, recorded.note, recorded.task, person_id=hc.person.id, now=hc.now)
     else:

@@ -146,11 +146,14 @@ async def record_note(
     inferred = False
     pending: str | None = None  # an unknown hospital: stored on the note, an account only once the rep confirms
     rejected: str | None = None  # not a hospital name at all ("XX医院")
+    unsure = "account" in draft.unsure  # heard unsure in a voice memo: pending like a new hospital, known or not
     if draft.account:
         account = await find_account(session, draft.account, rules.canonical)
-        if account is not None or rules.known(draft.account):
+        real = account is not None or rules.known(draft.account)
+        if real and not unsure:
             account, _ = await resolve_account(session, draft.account, rules.canonical, actor_id=person.id, now=now)
-        elif rules.shaped(draft.account):
+        elif real or rules.shaped(draft.account):
+            account = None
             pending = draft.account.strip()
         else:
             rejected = draft.account.strip()
@@ -172,6 +175,8 @@ async def record_note(
         fields["account_inferred"] = account.name
     if pending:
         fields["account_pending"] = pending
+    if draft.unsure:
+        fields["unsure"] = dict(draft.unsure)  # held until the rep confirms (handlers.notes.unsure)
     if rejected:
         fields["account_rejected"] = rejected
         fields["missing"] = [*(fields.get("missing") or []), "account"]

@@ -4,7 +4,9 @@ Runs as a dispatcher preprocessor, outside the database transaction, because
 downloading and transcribing takes seconds. The result travels in ``Inbound.extra``:
 ``transcript`` (the text the note is built from), ``transcript_source`` (local |
 platform), ``platform_transcript`` (DingTalk's own recognition, kept when ours wins),
-``audio_seconds``, or ``speech_error`` / ``speech_message`` when nothing usable came
+``audio_seconds``, ``transcript_unsure`` (the spans of ``transcript`` heard with low
+confidence or rewritten by correction, as ``[start, end, probability, corrected]`` rows;
+see :func:`unsure_rows`), or ``speech_error`` / ``speech_message`` when nothing usable came
 out. The dispatcher stores these with the inbox row, so failures are recorded.
 """
 
@@ -24,6 +26,16 @@ def repair_transcript(app: AppContext, text: str) -> str:
 
     people = app.services.lexicon.people
     return correct_surnames(text, people.ranked_surnames, people.titles)
+
+
+def unsure_rows(app: AppContext, transcript: Any) -> list[list[object]]:
+    """The transcript's unsure spans (below ``[speech] unsure_below`` or corrected), JSON-ready.
+
+    Only the unsure ones travel: the note handler asks whether a field's words overlap one.
+    """
+    from nlp.speech.spans import pack, uncertain
+
+    return pack(uncertain(getattr(transcript, "spans", ()) or (), app.config.speech.unsure_below))
 
 
 def _mode(app: AppContext, msg: Inbound) -> str:
@@ -58,8 +70,12 @@ async def transcribe_voice(app: AppContext, msg: Inbound) -> Inbound:
             log.info("voice.speech_error", reason=exc.reason)
             extra.update(speech_error=exc.reason, speech_message=str(exc))
         else:
+            # the surname repair rewrites the text: revise() keeps the spans on the final text and
+            # marks the repaired characters corrected (a repaired surname is a guess, shown as unsure)
+            result = result.revise(repair_transcript(app, result.text))
             extra.update(
-                transcript=repair_transcript(app, result.text),
+                transcript=result.text,
+                transcript_unsure=unsure_rows(app, result),
                 transcript_source="local",
                 audio_seconds=round(result.audio_seconds, 2),
                 stt_seconds=round(result.seconds, 2),

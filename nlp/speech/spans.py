@@ -115,3 +115,31 @@ def uncertain(spans: Iterable[Span], threshold: float) -> list[Span]:
     """Spans below ``threshold`` or rewritten by term correction; whitespace/punctuation-only skipped."""
     return [s for s in spans if s.text.strip(" ，,。.！!？?、；;：:")
             and (s.corrected or (s.probability is not None and s.probability < threshold))]
+
+
+def pack(spans: Iterable[Span]) -> list[list[object]]:
+    """Spans as JSON-friendly rows ``[start, end, probability, corrected]`` (the text is implied).
+
+    Why: the voice preprocessor runs before the message is handled and hands its result over in
+    ``Inbound.extra``, which is stored as JSON with the inbox row; the text of each span is a
+    slice of the transcript stored beside it, so it is not repeated.
+    """
+    return [[s.start, s.end, s.probability, bool(s.corrected)] for s in spans]
+
+
+def unpack(rows: object, text: str) -> list[Span]:
+    """The spans :func:`pack` wrote, checked against ``text``; malformed rows are dropped."""
+    out: list[Span] = []
+    if not isinstance(rows, (list, tuple)):
+        return out
+    for row in rows:
+        if not isinstance(row, (list, tuple)) or len(row) != 4:
+            continue
+        start, end, probability, corrected = row
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            continue
+        if probability is not None and not isinstance(probability, (int, float)):
+            continue
+        out.append(Span(start, end, text[start:end], None if probability is None else float(probability),
+                        bool(corrected)))
+    return out
