@@ -12,7 +12,14 @@ import pytest
 pytest.importorskip("av")
 
 from nlp.speech import SpeechConfig, SpeechError, create_stt  # noqa: E402
-from nlp.speech.audio import SAMPLE_RATE, decode_audio, sniff, speech_level_dbfs  # noqa: E402
+from nlp.speech.audio import (  # noqa: E402
+    AMR_NB_FRAME_BYTES,
+    SAMPLE_RATE,
+    amr_nb_bad_frames,
+    decode_audio,
+    sniff,
+    speech_level_dbfs,
+)
 from nlp.speech.testing import amr_nb, encode, tone  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "voice"
@@ -80,6 +87,24 @@ def test_corrupt_bytes(stt) -> None:
     rng = random.Random(7)
     assert _reason(stt, bytes(rng.getrandbits(8) for _ in range(4000))) == "corrupt"
     assert _reason(stt, b"RIFF\x10\x00\x00\x00WAVEfmt garbage") == "corrupt"
+    # garbage behind an AMR magic: FFmpeg decodes it to seconds of noise, the frame headers say otherwise
+    assert _reason(stt, b"#!AMR\n" + bytes(range(256)) * 3) == "corrupt"
+
+
+def test_amr_frame_headers() -> None:
+    memo = amr_nb(tone(2.0, amplitude=0.3), dtx=True)
+    bad, total = amr_nb_bad_frames(memo)
+    assert bad == 0 and total >= 100  # 20 ms frames
+    # a few damaged frames (quality bit cleared) are tolerated, most are not
+    frames = bytearray(memo)
+    pos, damaged = 6, 0
+    while pos < len(frames):
+        if damaged < total // 10:
+            frames[pos] &= ~0x04
+            damaged += 1
+        pos += 1 + AMR_NB_FRAME_BYTES[(frames[pos] >> 3) & 0x0F]
+    assert amr_nb_bad_frames(bytes(frames)) == (damaged, total)
+    assert decode_audio(bytes(frames), max_seconds=30).seconds > 1.5
 
 
 def test_empty_inputs(stt, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ async def test_voice_memo_becomes_a_note_with_transcript(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("name", "make", "reason"),
     [
-        ("corrupt", lambda tmp: b"#!AMR\n" + bytes(range(256)) * 3, "echo"),
+        ("corrupt", lambda tmp: b"#!AMR\n" + bytes(range(256)) * 3, "corrupt"),
         ("not-audio", lambda tmp: "这不是音频文件".encode() * 50, "corrupt"),
         ("empty", lambda tmp: b"", "empty"),
         ("silent", lambda tmp: amr_nb(np.zeros(8000 * 4, dtype=np.float32)), "silent"),

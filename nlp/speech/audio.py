@@ -49,6 +49,31 @@ _AUDIO_MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
 )
 
 
+# AMR-NB storage format (RFC 4867 §5): after "#!AMR\n" each frame starts with a header byte
+# 0 FT(4) Q 0 0 and carries AMR_NB_FRAME_BYTES[FT] bytes; FT 9–14 are reserved, 15 is NO_DATA.
+AMR_NB_FRAME_BYTES: Final = (12, 13, 15, 17, 19, 20, 26, 31, 5, 0, 0, 0, 0, 0, 0, 0)
+_MAX_BAD_AMR_FRAMES: Final = 0.5
+
+
+def amr_nb_bad_frames(data: bytes) -> tuple[int, int]:
+    """(invalid, total) frame headers of an AMR-NB file.
+
+    FFmpeg decodes garbage behind an AMR magic without complaint into seconds of noise, which the
+    recogniser then "hears" as a word or two. A phone's memo has valid headers throughout
+    (padding bits zero, a defined frame type, quality bit set), so a file where most are invalid
+    is corrupt, whatever FFmpeg makes of it.
+    """
+    pos, total, bad = len(b"#!AMR\n"), 0, 0
+    while pos < len(data):
+        header = data[pos]
+        frame_type = (header >> 3) & 0x0F
+        total += 1
+        if header & 0x83 or 9 <= frame_type <= 14 or not header & 0x04:
+            bad += 1
+        pos += 1 + AMR_NB_FRAME_BYTES[frame_type]
+    return bad, total
+
+
 @dataclass(frozen=True)
 class DecodedAudio:
     """Mono float32 samples at :data:`SAMPLE_RATE` plus what we learnt while decoding."""
@@ -110,6 +135,10 @@ def decode_audio(data: bytes, *, max_seconds: float, prefer_opencore: bool = Tru
     kind = sniff(data[:16])
     if is_unsupported_kind(kind):
         raise SpeechError("unsupported", detail=f"{kind} is not decodable here")
+    if kind == "amr":
+        bad, frames = amr_nb_bad_frames(data)
+        if frames and bad > frames * _MAX_BAD_AMR_FRAMES:
+            raise SpeechError("corrupt", detail=f"amr: {bad} of {frames} frame headers invalid")
     try:
         import av  # noqa: PLC0415 - heavy import kept off the module import path
     except ImportError as exc:  # pragma: no cover - av comes with faster-whisper
