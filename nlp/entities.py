@@ -26,7 +26,7 @@ _REFERENCE_AFTER = re.compile(r"(?:的|那边|那里)?(?:案例|用户|经验|�
                               r"|价格|报价|一样|同款|中标价)")
 _REFERENCE_BEFORE = re.compile(r"(?:参考|参照|比如|例如|像|对标|借鉴|学习|比照)$")
 # an English hospital name in a mixed message: capitalised words (or "3rd") before Hospital/Memorial
-_EN_HOSPITAL = re.compile(r"(?:(?:[A-Z][A-Za-z'\-]*|\d+(?:st|nd|rd|th))\s+){1,4}(?:Hospital|hospital|Memorial|Medical Center)"
+_EN_HOSPITAL = re.compile(r"(?:(?:[A-Z][A-Za-z'\-]*|\d+(?:st|nd|rd|th))\s+){1,4}(?:Hospital|hospital|Memorial|Medical Center|Cancer Center|Heart Center)"
                           r"(?![A-Za-z])")
 # capitalised words that open a sentence or a phrase but are no part of a name ("Visited Ruijin Hospital")
 _EN_NOT_NAME = frozenset("""a an the at in to from for of and or with by on visited visit met meet went go going
@@ -38,7 +38,8 @@ _EN_CONTACT = re.compile(r"(?<![A-Za-z])(?:Dr|Prof|Ms|Mr|Mrs|Miss|Director|Dean)
 _OLD_SURNAME_AFTER = re.compile(r"[说讲让要那这的也还都跟和，,。\s反问打催回答]|$")
 # a department that is a project or a description, not an office: "要建胸痛中心", "做眼科的", "政府采购中心"
 _DEPT_NOT_OFFICE_BEFORE = re.compile(r"(?:建|建设|筹建|新建|成立|创建|申报|创|政府|做)$")
-_AFTER_LAST_BREAK = re.compile(r"[^，,。！!？?；;：:\s、（()）“”\"']*$")
+# the run of word characters before an anchor: punctuation, spaces and emoji end it ("🎉省妇幼", "📍市一院")
+_AFTER_LAST_BREAK = re.compile(r"[^\W_]*$")
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,10 @@ class EntityFinder:
         tokens = self._seg.cut(window)
         kept: list[str] = []
         for token in reversed(tokens):
-            if token in hosp.boundary_words or token in self._lex.departments:
+            if token in hosp.boundary_words:
                 break
+            if token in self._lex.departments and kept:
+                break  # "骨科王主任说医院…" ends the name; "省骨科医院" is a specialty hospital
             if len(token) > 1 and token[-1] in hosp.boundary_chars and token not in hosp.aliases:
                 break
             if re.fullmatch(r"\d+[点:：]?\d*|[零一二两三四五六七八九十]+点", token) and not re.fullmatch(r"\d{3}", token):
