@@ -112,6 +112,7 @@ class Lexicon:
     departments: tuple[str, ...]
     department_patterns: tuple[str, ...]
     department_guards: Mapping[str, tuple[str, ...]]
+    department_short_forms: tuple[str, ...]
     people: PeopleRules
     hospitals: HospitalRules
     product_terms: tuple[str, ...]
