@@ -173,6 +173,10 @@ class Extractor:
         actions = self._actions.detect(clean, clauses, dates, now.date(),
                                        [(d.start, d.end) for d in departments] + [(c.start, c.end) for c in contacts])
         chosen = self._actions.choose(actions)
+        if chosen is None:
+            chosen = self._actions.appointment(clean, dates, [(a.start, a.end) for a in accounts]
+                                               + [(d.start, d.end) for d in departments]
+                                               + [(c.start, c.end) for c in contacts], now.date())
         trace: dict[str, list[str]] = {}
         vetoed: list[str] = []
         concern_hits = self._classifier.concern_hits(clean)

@@ -225,9 +225,9 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
     a = src["actions.toml"]
     action_keys = ("verbs", "verb_patterns", "not_verbs", "strong_past_markers", "continuations", "past_markers",
                    "not_past", "future_markers", "first_person", "request_frames", "third_party_subjects",
-                   "speech_verbs")
+                   "speech_verbs", "appointments")
     optional = {"verb_patterns", "not_verbs", "strong_past_markers", "continuations", "not_past", "speech_verbs",
-                "third_party_subjects"}
+                "third_party_subjects", "appointments"}
     a.only(a.data, set(action_keys), "")
     actions = ActionWords(**{k: a.str_list(a.data, k, k, () if k in optional else ..., regex=k == "verb_patterns")
                              for k in action_keys})

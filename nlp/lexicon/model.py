@@ -61,6 +61,7 @@ class ActionWords:
     request_frames: tuple[str, ...]
     third_party_subjects: tuple[str, ...]
     speech_verbs: tuple[str, ...]
+    appointments: tuple[str, ...] = ()  # meeting nouns of a verbless appointment note ("明天十点 设备科 答疑")
 
 
 @dataclass(frozen=True)
