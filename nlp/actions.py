@@ -43,6 +43,8 @@ _LEAD = re.compile(r"^(?:[，,。\s]|我们|我|咱们|咱|先|再|就|然后|�
 # brackets emptied by it ("26号（下周四）")
 _DANGLING = re.compile(r"(?i)(?:\s+(?:by|on|before|until|till|due|at|this|next|in)\s*)+$|^(?:by|on|before|until|due)\s+")
 _EMPTY_BRACKETS = re.compile(r"[(（]\s*[)）]")
+# what may be left of an appointment note besides the date, names and meeting words
+_APPOINTMENT_FILLER = re.compile(r"[\s,，.。:：;；!！~+＋&/、]|在|去|见|跟|和|的|约了?|约")
 
 
 class _NoMatch:
@@ -79,6 +81,8 @@ class ActionDetector:
         self._speech_end = re.compile(f"(?:{alternation(words.speech_verbs)})$") if words.speech_verbs else None
         self._third_party = re.compile(f"^(?:{alternation(words.third_party_subjects)})") \
             if words.third_party_subjects else None
+        self._appointment_rx = re.compile(alternation(words.appointments, ignore_case_ascii=True)) \
+            if words.appointments else None
         self._continuation = re.compile(f"^(?:{alternation(words.continuations)})") if words.continuations else None
 
     def detect(self, text: str, clauses: Sequence[tuple[int, int]], dates: Sequence[DueDate],
@@ -146,6 +150,24 @@ class ActionDetector:
             due = min(candidates, key=lambda d: (d.due, d.span[0])) if candidates else None
             out.append(ActionClause(self._rep_side(self._describe(text, s, e, own), text, s, parties), (s, e), due))
         return out
+
+    def appointment(self, text: str, dates: Sequence[DueDate], names: Sequence[tuple[int, int]],
+                    today: date) -> ActionClause | None:
+        """A verbless note that is only a coming date, whom or where, and maybe a meeting word
+        ("明天上午十点 设备科", "Tomorrow 9am at 省人民 w/ 刘处"): the rep's appointment, due that day.
+        Anything else left over ("集采结果公布") makes it someone else's event, not ours."""
+        coming = [d for d in dates if d.due >= today and not d.past]
+        if not coming or not names:
+            return None
+        rest = list(text)
+        for s, e in [d.span for d in dates] + list(names):
+            for k in range(s, e):
+                rest[k] = " "
+        left = self._appointment_rx.sub(" ", "".join(rest)) if self._appointment_rx else "".join(rest)
+        if _APPOINTMENT_FILLER.sub("", left):
+            return None
+        due = min(coming, key=lambda d: (d.due, d.span[0]))
+        return ActionClause(self._describe(text, 0, len(text), dates), (0, len(text)), due)
 
     @staticmethod
     def choose(actions: Sequence[ActionClause]) -> ActionClause | None:

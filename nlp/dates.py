@@ -65,13 +65,15 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx)
     ("enmd", r"(?i)(?<![A-Za-z])(?:(?P<emon>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s*"
              r"(?P<eday>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?![\d:])|(?<!\d)(?P<eday2>[12]\d|3[01]|0?[1-9])"
              r"(?:st|nd|rd|th)?\s+(?P<emon2>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*)(?![A-Za-z])"),
+    # "马上去催", "立即处理", "下班前发过去": right away / before close of business is a deadline today
+    ("rightaway", r"(?P<ra>马上|立刻|立即|立马|下班前|下班之前)"),
     ("enrel", r"(?i)(?<![A-Za-z])(?P<enr>today|tonight|tomorrow|tmr|tmrw|eod|cob|end of (?:the )?day|"
               r"day after tomorrow|end of (?:the )?month|eom|end of (?:the |this )?week|eow|end of next week)"
               r"(?![A-Za-z])"),
 ))
 # characters without which a pattern cannot match (cheap pre-check before running the regex)
 _TRIGGERS = {name: frozenset(chars) for name, chars in (
-    ("iso", "年-/."), ("md", "月"), ("day", "号日"), ("relday", "天日儿早晚夜"), ("weekwithin", "周期拜"),
+    ("iso", "年-/."), ("rightaway", "马立下"), ("md", "月"), ("day", "号日"), ("relday", "天日儿早晚夜"), ("weekwithin", "周期拜"),
     ("weekday", "周期拜"), ("monthpart", "月"), ("yearend", "年"), ("duration", "内后前右"), ("guo", "过"),
     ("tiqian", "提"), ("eventrel", "前头当第后次"), ("xun", "旬"), ("slash", "/"), ("dotmd", "."), ("enday", "MTWFSmtwfs"), ("enmd", "JFMASONDjfmasond"), ("enrel", "TtEeCc"))}
 _FULLWIDTH_RX = re.compile("[\uff10-\uff5a]")
@@ -571,7 +573,12 @@ def _r_enrel(m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date
     return today, True, False, None  # EOD / COB: a deadline today
 
 
+def _r_rightaway(_m: re.Match[str], today: date, _h: Sequence[Holiday]) -> tuple[date, bool, bool, str | None]:
+    return today, True, False, None
+
+
 _RESOLVERS = {
+    "rightaway": _r_rightaway,
     "iso": _r_iso, "md": _r_md, "day": _r_day, "relday": _r_relday, "weekwithin": _r_weekwithin,
     "weekday": _r_weekday, "monthpart": _r_monthpart, "yearend": _r_yearend, "duration": _r_duration,
     "guo": _r_guo, "holiday": _r_holiday, "slash": _r_slash, "dotmd": _r_slash,

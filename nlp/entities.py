@@ -26,7 +26,7 @@ _REFERENCE_AFTER = re.compile(r"(?:的|那边|那里)?(?:案例|用户|经验|�
                               r"|价格|报价|一样|同款|中标价)")
 _REFERENCE_BEFORE = re.compile(r"(?:参考|参照|比如|例如|像|对标|借鉴|学习|比照)$")
 # an English hospital name in a mixed message: capitalised words (or "3rd") before Hospital/Memorial
-_EN_HOSPITAL = re.compile(r"(?:(?:[A-Z][A-Za-z'\-]*|\d+(?:st|nd|rd|th))\s+){1,4}(?:Hospital|hospital|Memorial|Medical Center)"
+_EN_HOSPITAL = re.compile(r"(?:(?:[A-Z][A-Za-z'\-]*|\d+(?:st|nd|rd|th))\s+){1,4}(?:Hospital|hospital|Memorial|Medical Center|Cancer Center|Heart Center)"
                           r"(?![A-Za-z])")
 # capitalised words that open a sentence or a phrase but are no part of a name ("Visited Ruijin Hospital")
 _EN_NOT_NAME = frozenset("""a an the at in to from for of and or with by on visited visit met meet went go going
@@ -36,9 +36,13 @@ i we he she they our their this that next last new""".split())
 _EN_CONTACT = re.compile(r"(?<![A-Za-z])(?:Dr|Prof|Ms|Mr|Mrs|Miss|Director|Dean)\.?\s?[A-Z][a-z]{1,10}(?![A-Za-z])")
 # 老 + surname used as a name ("设备科老张说…"); only before words that make it a person
 _OLD_SURNAME_AFTER = re.compile(r"[说讲让要那这的也还都跟和，,。\s反问打催回答]|$")
-# a department that is a project or a description, not an office: "要建胸痛中心", "做眼科的", "政府采购中心"
-_DEPT_NOT_OFFICE_BEFORE = re.compile(r"(?:建|建设|筹建|新建|成立|创建|申报|创|政府|做)$")
-_AFTER_LAST_BREAK = re.compile(r"[^，,。！!？?；;：:\s、（()）“”\"']*$")
+# a department that is a project or a description, not an office: "要建胸痛中心", "做眼科的", "政府采购中心";
+# a district/county body is no hospital office ("由区采购中心统一招标"; but "病区", "院区" are the hospital's)
+_DEPT_NOT_OFFICE_BEFORE = re.compile(r"(?:建|建设|筹建|新建|成立|创建|申报|创|政府|做|(?<![院病社园小校片城郊])[区县])$")
+# the run of word characters before an anchor: punctuation, spaces and emoji end it ("🎉省妇幼", "📍市一院")
+# "equipment procurement", "centralized procurement": an activity, not the office
+_EN_ACTIVITY_BEFORE = re.compile(r"(?i:equipment|device|centrali[sz]ed|volume-based|joint|group|government|public|hybrid)\s+$")
+_AFTER_LAST_BREAK = re.compile(r"[^\W_]*$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class EntityFinder:
             f"(?P<title>(?:副|常务副)?(?:{alternation(people.titles)}))")
         self._dept_rx = LiteralMatcher(lexicon.departments, ignore_case_ascii=True)
         self._dept_patterns = tuple(re.compile(p) for p in lexicon.department_patterns)
+        # "附一 检验 …": a short form after the hospital and a space, ending at a space or the end
+        self._dept_short_rx = re.compile(rf"\s*({alternation(lexicon.department_short_forms)})(?=\s|$)")
         own = {o.lower() for o in lexicon.own_brands}
         self._brand_of: dict[str, str] = {}
         self._brand_exclude: dict[str, re.Pattern[str]] = {}
@@ -84,13 +90,22 @@ class EntityFinder:
         self._alias_rx = LiteralMatcher(hosp.aliases)
 
     # ------------------------------------------------------------------ departments
-    def departments(self, text: str) -> list[Mention]:
+    def departments(self, text: str, accounts: Sequence[Mention] = ()) -> list[Mention]:
+        """Departments as written; where two overlap the longer one wins ("网络安全科", not its "全科").
+        A short form ("检验", "超声") counts only right after a hospital ("附一 检验")."""
         guards = self._lex.department_guards
-        found = [Mention(m.group(), m.start(), m.end()) for m in self._dept_rx.finditer(text)
+        cands = [Mention(m.group(), m.start(), m.end()) for m in self._dept_rx.finditer(text)
                  if text[m.end():m.end() + 1] not in guards.get(m.group()[-1], ())]
         for rx in self._dept_patterns:
-            found.extend(Mention(m.group(), m.start(), m.end()) for m in rx.finditer(text)
-                         if not _overlaps(m.start(), m.end(), [(d.start, d.end) for d in found]))
+            cands.extend(Mention(m.group(), m.start(), m.end()) for m in rx.finditer(text))
+        for acc in accounts:
+            m = self._dept_short_rx.match(text, acc.end)
+            if m is not None:
+                cands.append(Mention(m.group(1), m.start(1), m.end(1)))
+        found: list[Mention] = []
+        for d in sorted(cands, key=lambda d: (-(d.end - d.start), d.start)):
+            if not _overlaps(d.start, d.end, [(f.start, f.end) for f in found]):
+                found.append(d)
         found = [d for d in found if not self._not_office(text, d)]
         return sorted(found, key=lambda d: d.start)
 
@@ -98,8 +113,9 @@ class EntityFinder:
     def _not_office(text: str, dept: Mention) -> bool:
         before = _DEPT_NOT_OFFICE_BEFORE.search(text, max(0, dept.start - 2), dept.start)
         if before is None:
-            if dept.text.isascii() and re.match(r"\s+(?:meeting|committee|process|plan)", text[dept.end:dept.end + 12]):
-                return True  # "procurement meeting": a modifier, not the office
+            if dept.text.isascii() and (re.match(r"\s+(?:meeting|committee|process|plan)", text[dept.end:dept.end + 12])
+                                        or _EN_ACTIVITY_BEFORE.search(text, max(0, dept.start - 16), dept.start)):
+                return True  # "procurement meeting", "equipment procurement": the activity, not the office
             return False
         if before.group() == "做":
             return text[dept.end:dept.end + 1] == "的"  # "做眼科的": what the hospital does
@@ -275,8 +291,10 @@ class EntityFinder:
         tokens = self._seg.cut(window)
         kept: list[str] = []
         for token in reversed(tokens):
-            if token in hosp.boundary_words or token in self._lex.departments:
+            if token in hosp.boundary_words:
                 break
+            if token in self._lex.departments and kept:
+                break  # "骨科王主任说医院…" ends the name; "省骨科医院" is a specialty hospital
             if len(token) > 1 and token[-1] in hosp.boundary_chars and token not in hosp.aliases:
                 break
             if re.fullmatch(r"\d+[点:：]?\d*|[零一二两三四五六七八九十]+点", token) and not re.fullmatch(r"\d{3}", token):

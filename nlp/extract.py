@@ -160,9 +160,9 @@ class Extractor:
 
         competitors = ent.competitors(clean)
         comp_spans = [(c.start, c.end) for c in competitors]
-        departments = [d for d in ent.departments(clean)
-                       if not any(s < d.end and d.start < e for s, e in comp_spans)]
         accounts = ent.accounts(clean)
+        departments = [d for d in ent.departments(clean, accounts)
+                       if not any(s < d.end and d.start < e for s, e in comp_spans)]
         blocked = [(d.start, d.end) for d in departments] + [(a.start, a.end) for a in accounts]
         customer = ent.customer(clean, accounts)
         contacts = [c for c in ent.contacts(clean)
@@ -173,6 +173,10 @@ class Extractor:
         actions = self._actions.detect(clean, clauses, dates, now.date(),
                                        [(d.start, d.end) for d in departments] + [(c.start, c.end) for c in contacts])
         chosen = self._actions.choose(actions)
+        if chosen is None:
+            chosen = self._actions.appointment(clean, dates, [(a.start, a.end) for a in accounts]
+                                               + [(d.start, d.end) for d in departments]
+                                               + [(c.start, c.end) for c in contacts], now.date())
         trace: dict[str, list[str]] = {}
         vetoed: list[str] = []
         concern_hits = self._classifier.concern_hits(clean)

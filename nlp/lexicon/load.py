@@ -206,9 +206,10 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
     brands, own = _brands(src["competitors.toml"])
 
     d = src["departments.toml"]
-    d.only(d.data, {"names", "patterns", "guards"}, "")
+    d.only(d.data, {"names", "patterns", "guards", "short_forms"}, "")
     departments = d.str_list(d.data, "names", "names")
     department_patterns = d.str_list(d.data, "patterns", "patterns", (), regex=True)
+    department_short_forms = d.str_list(d.data, "short_forms", "short_forms", ())
     guards_raw = d.table(d.data, "guards", "guards", {})
     department_guards = {}
     for ending in guards_raw:
@@ -224,9 +225,9 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
     a = src["actions.toml"]
     action_keys = ("verbs", "verb_patterns", "not_verbs", "strong_past_markers", "continuations", "past_markers",
                    "not_past", "future_markers", "first_person", "request_frames", "third_party_subjects",
-                   "speech_verbs")
+                   "speech_verbs", "appointments")
     optional = {"verb_patterns", "not_verbs", "strong_past_markers", "continuations", "not_past", "speech_verbs",
-                "third_party_subjects"}
+                "third_party_subjects", "appointments"}
     a.only(a.data, set(action_keys), "")
     actions = ActionWords(**{k: a.str_list(a.data, k, k, () if k in optional else ..., regex=k == "verb_patterns")
                              for k in action_keys})
@@ -249,7 +250,8 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
     return Lexicon(
         stage_order=order, stages=stages, concerns=concerns, cues=cues, brands=brands, own_brands=own,
         departments=departments, department_patterns=department_patterns,
-        department_guards=MappingProxyType(department_guards), people=_people(src["titles.toml"]),
+        department_guards=MappingProxyType(department_guards),
+        department_short_forms=department_short_forms, people=_people(src["titles.toml"]),
         hospitals=_hospitals(src["hospitals.toml"]), product_terms=product_terms,
         product_modifiers=product_modifiers, holidays=_holidays(src["holidays.toml"]), required=required,
         questions=questions, actions=actions, language=language,

@@ -61,6 +61,7 @@ class ActionWords:
     request_frames: tuple[str, ...]
     third_party_subjects: tuple[str, ...]
     speech_verbs: tuple[str, ...]
+    appointments: tuple[str, ...] = ()  # meeting nouns of a verbless appointment note ("明天十点 设备科 答疑")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Lexicon:
     departments: tuple[str, ...]
     department_patterns: tuple[str, ...]
     department_guards: Mapping[str, tuple[str, ...]]
+    department_short_forms: tuple[str, ...]
     people: PeopleRules
     hospitals: HospitalRules
     product_terms: tuple[str, ...]
