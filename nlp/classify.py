@@ -39,11 +39,15 @@ _LEAD_TIME = re.compile(r"[\d一二两三四五六七八九十几半]+(?:个)?(?
 # a step already taken is no obstacle ("已经签字了", "早就审批了")
 # stages that describe the customer's state: in the rep's own action clause the words are about us
 _CUSTOMER_STATE = frozenset({"needs"})
-_REPORTED = re.compile(r"说|表示|提到|反映|反馈|称|讲")
+# ...unless someone else's words or plans are reported there ("主任说想换", "They are planning to replace…")
+_REPORTED = re.compile(r"说|表示|提到|反映|反馈|称|讲|(?i:\b(?:they|he|she|the (?:hospital|department|customer|client))\b)")
 # a sample unit shown in a demonstration is the demo's prop, not a trial ("带样机去做了现场演示",
 # "样机演示完了"): in a clause that names a demo these trial words give way to it
 _DEMO_PROPS = frozenset({"样机", "样品", "试机"})
 _DONE_BEFORE = re.compile(r"(?:已经|已|早就|都已经)$")
+# a stage word behind 才能 names the event a condition waits for, not where the deal is
+# ("要先变更了才能入库", "批下来才能启动招标")
+_CONDITION_BEFORE = re.compile(r"才(?:能|可以|会)(?:启动|开始|走|进行|安排|正式)?$")
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class Classifier:
                     (hit.code == "delivery" and (_LEAD_TIME.search(text, max(s, hit.start - 10), hit.start)
                                                  or any(a <= hit.start and hit.end <= b and b - a > hit.end - hit.start
                                                         for a, b in worries))) or \
-                    (hit.code == "trial" and hit.text in _DEMO_PROPS and i in demo_clauses):
+                    (hit.code == "trial" and hit.text in _DEMO_PROPS and i in demo_clauses) or \
+                    _CONDITION_BEFORE.search(text, max(s, hit.start - 6), hit.start):
                 continue
             # only a negation before the keyword denies the stage ("还没签合同"); words after it
             # judge how it went ("演示很顺利", "验收没问题")
