@@ -139,7 +139,7 @@ class Language:
         if self._fillers is not None:
             out = self._fillers.sub("", out)
         if self._breaks is not None:
-            out = self._breaks.sub("，", out)
+            out = self._breaks.sub(_soft_break, out)
         return out
 
     def is_chatter(self, text: str) -> bool:
@@ -205,6 +205,14 @@ class Language:
             if not self._neg_before.search(clause[max(0, m.start() - 3):m.start()]):
                 return True
         return False
+
+
+def _soft_break(m: re.Match[str]) -> str:
+    """A discourse word becomes a clause break, except 不过 as a verb complement: "推不过去" and
+    "忙不过来" say a thing cannot be done (a product complaint), they are no "but"."""
+    if m.group() == "不过" and m.start() > 0 and m.string[m.end():m.end() + 1] in ("去", "来"):
+        return m.group()
+    return "，"
 
 
 def _only_symbols(text: str) -> bool:
