@@ -178,8 +178,8 @@ def test_distinct_is_no_negation(ex: Extractor) -> None:
 
 # ------------------------------------------------- every labelled dev corpus keeps its level
 # floors: the score at the end of this round minus a small margin, so a regression shows (corpus-c raised in round 4)
-FLOORS = {"corpus-a-dev.jsonl": 0.955, "corpus-b-dev.jsonl": 0.975, "notes-heldout.jsonl": 0.98,
-          "corpus-c-dev.jsonl": 0.925}
+FLOORS = {"corpus-a-dev.jsonl": 0.965, "corpus-b-dev.jsonl": 0.975, "notes-heldout.jsonl": 0.98,
+          "corpus-c-dev.jsonl": 0.945}
 
 
 def _score(gold: list[dict], preds: dict[str, dict]) -> float:
