@@ -41,7 +41,8 @@ _LEAD_TIME = re.compile(r"[\d一二两三四五六七八九十几半]+(?:个)?(?
 _CUSTOMER_STATE = frozenset({"needs"})
 # ...unless someone else's words, requests or plans are reported there ("主任说想换", "让我们先给个参考报价",
 # "They are planning to replace…")
-_REPORTED = re.compile(r"说|表示|提到|反映|反馈|称|讲|(?:让|要|请)(?:我们|我)|(?i:\b(?:they|he|she|the (?:hospital|department|customer|client))\b)")
+_REPORTED = re.compile(r"说|表示|提到|反映|反馈|称|讲|(?:让|要|请)(?:我们|我)"
+                       r"|(?i:\b(?:they|he|she|the (?:hospital|department|customer|client))\b)")
 # a sample unit shown in a demonstration is the demo's prop, not a trial ("带样机去做了现场演示",
 # "样机演示完了"): in a clause that names a demo these trial words give way to it
 _DEMO_PROPS = frozenset({"样机", "样品", "试机"})
