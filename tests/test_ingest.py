@@ -63,3 +63,13 @@ async def test_sustained_traffic_cannot_hold_handlers_back_for_longer_than_the_b
     bounded = inbox.Ingestor(harness.app, quiet=60, max_hold=0)
     await bounded.accept(harness.message("lina", "two"))
     assert idle.is_set()  # ... but held past max_hold, handlers go on as soon as nothing waits
+
+
+async def test_workers_do_not_claim_while_callbacks_are_being_acknowledged(harness: Harness) -> None:
+    ingestor = inbox.Ingestor(harness.app, quiet=60, max_hold=60)
+    stored = await ingestor.accept(harness.message("zhangwei", "今天拜访了华山医院"))
+    claiming = asyncio.create_task(inbox.claim(harness.app))
+    done, _ = await asyncio.wait({claiming}, timeout=0.2)
+    assert not done  # no write transaction behind the burst's back
+    harness.app.ingest_idle.set()  # the burst is over
+    assert [row_id for row_id, _ in await asyncio.wait_for(claiming, timeout=10)] == [stored.inbox_id]

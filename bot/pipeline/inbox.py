@@ -237,7 +237,13 @@ def _claimable(now: datetime) -> Any:
 
 
 async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
-    """Claim up to ``limit`` rows; returns (id, attempt) pairs this worker now owns."""
+    """Claim up to ``limit`` rows; returns (id, attempt) pairs this worker now owns.
+
+    A claim is a write transaction too (and is tried on every wakeup, also when every row
+    is blocked behind its sender's earlier one), so it waits for the acknowledgement path
+    like the handlers do (see :class:`Ingestor`).
+    """
+    await app.ingest_idle.wait()
     now = app.clock.now()
     async with app.sessions() as session:
         async with session.begin():
