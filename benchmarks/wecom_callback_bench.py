@@ -88,7 +88,7 @@ async def _backlog(runtime: Runtime, count: int) -> None:
         await store(runtime.app, messages[start : start + 200])
 
 
-async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str, n: int, concurrency: int) -> dict[str, object]:
+async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str, n: int, concurrency: int) -> None:
     """The platform's side, run in its own process: sign everything, warm up, then post the burst."""
     signer = CallbackSigner(token, aes_key, corp_id, agent_id)
     callbacks = [signer.text(USERS[i % len(USERS)], f"{TEXTS[i % len(TEXTS)]}（{i}）") for i in range(n)]
@@ -113,26 +113,39 @@ async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str
                 latencies.append(time.perf_counter() - started)
                 statuses[status] = statuses.get(status, 0) + 1
 
+        print("warm", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the server says go
         print("burst", flush=True)  # the server starts watching its event loop now
         start = time.perf_counter()
         await asyncio.gather(*(post(params, body) for params, body in callbacks))
         burst = time.perf_counter() - start
-    return {"latencies": latencies, "statuses": statuses, "burst_seconds": burst}
+        print(json.dumps({"latencies": latencies, "statuses": statuses, "burst_seconds": burst}), flush=True)
+
+
+async def start_client(args: list[str]) -> asyncio.subprocess.Process:
+    """The callback client in its own process; it signs, warms up, prints ``warm`` and waits for a line on stdin."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.abspath(__file__), "--client", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    if (await proc.stdout.readline()).strip() != b"warm":
+        raise RuntimeError("the callback client failed before its warm-up was done")
+    return proc
 
 
 async def _client_process(runtime: Runtime, args: list[str]) -> tuple[dict[str, object], LoopLag, int]:
     """Run the client; the event loop is sampled (and processed rows counted) from the moment its burst starts."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, os.path.abspath(__file__), "--client", *args, stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
+    proc = await start_client(args)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
     assert (await proc.stdout.readline()).strip() == b"burst", "the client failed before its burst"
     with LoopLag() as lag:
         _, processed_before = await _counts(runtime)
-        out = await proc.stdout.read()
+        out = await proc.stdout.readline()  # its results, printed the moment the burst is over
     if await proc.wait() != 0:
         raise RuntimeError(f"callback client exited with {proc.returncode}")
-    return json.loads(out.decode().strip().splitlines()[-1]), lag, processed_before
+    return json.loads(out), lag, processed_before
 
 
 async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int) -> dict[str, float | int | str]:
@@ -162,7 +175,7 @@ async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int)
             args = [url, token, aes_key, wecom.corp_id, wecom.agent_id, str(n), str(concurrency)]
             stored_before, _ = await _counts(runtime)
             result, lag, processed_before = await _client_process(runtime, args)
-            stored, processed = await _counts(runtime)
+            stored, processed = await _counts(runtime)  # (a few more may be processed while this counts)
     latencies = [float(x) for x in result["latencies"]]  # type: ignore[attr-defined]
     statuses = {int(k): v for k, v in result["statuses"].items()}  # type: ignore[attr-defined]
     burst = float(result["burst_seconds"])  # type: ignore[arg-type]
@@ -187,8 +200,7 @@ async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int)
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         url, token, aes_key, corp_id, agent_id, n, concurrency = sys.argv[2:9]
-        result = asyncio.run(client(url, token, aes_key, corp_id, agent_id, int(n), int(concurrency)))
-        print(json.dumps(result))
+        asyncio.run(client(url, token, aes_key, corp_id, agent_id, int(n), int(concurrency)))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
