@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, func, select
 
-from harness import StandInWeCom, bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from harness import StandInWeCom, bench_config, fresh_postgres, running  # noqa: I001 - benchmarks/ is on sys.path
 from wecom_callback_bench import start_client
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import accept
@@ -55,7 +55,7 @@ TEXTS = [
 BENCH_TOKEN = "bench-local-token"
 
 
-async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, float]:
+async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, Any]:
     config = bench_config(
         db_url,
         pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
@@ -65,7 +65,7 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
         return await _measure(runtime, n, via_http)
 
 
-async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def _measure(runtime, n: int, via_http: bool) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     app = runtime.app
     # warm up the extractor (lexicon load) so start-up is not counted as throughput
     await accept(app, Inbound(platform="local", message_id="warm", sender="zhangwei", kind=Kind.TEXT, text=TEXTS[0]))
@@ -224,6 +224,25 @@ async def ceiling(db_url: str, n: int, rows_per_message: int, writers: int, body
     return n / elapsed
 
 
+async def _bench(args: argparse.Namespace, db: str) -> tuple[dict[str, Any], int, dict[str, float], float]:
+    """The pipeline run, then the ceiling on the same database; PostgreSQL runs get a fresh database beside ``--db``
+    (rows a previous run left pending would otherwise be processed, and counted, in this one)."""
+    if db.startswith("postgresql"):
+        async with fresh_postgres(db) as fresh:
+            return await _bench_on(args, fresh)
+    return await _bench_on(args, db)
+
+
+async def _bench_on(args: argparse.Namespace, db: str) -> tuple[dict[str, Any], int, dict[str, float], float]:
+    if args.platform == "wecom":
+        result = await run_wecom(db, args.n, args.workers, args.concurrency)
+    else:
+        result = await run(db, args.n, args.workers, args.http)
+    shape: dict[str, float] = result.pop("rows_per_message")
+    rows = max(1, round(sum(shape.values())))
+    return result, rows, shape, await ceiling(db, min(args.n, 2000), rows, args.workers)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
@@ -235,15 +254,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        if args.platform == "wecom":
-            result = asyncio.run(run_wecom(db, args.n, args.workers, args.concurrency))
-            how = f"WeCom callbacks from a client process (concurrency {args.concurrency}), replies to a stand-in WeCom API"
-        else:
-            result = asyncio.run(run(db, args.n, args.workers, args.http))
-            how = f"{'HTTP' if args.http else 'in-process'} ingest, local delivery"
-        shape: dict[str, float] = result.pop("rows_per_message")
-        rows = max(1, round(sum(shape.values())))
-        raw = asyncio.run(ceiling(db, min(args.n, 2000), rows, args.workers))
+        result, rows, shape, raw = asyncio.run(_bench(args, db))
+    if args.platform == "wecom":
+        how = f"WeCom callbacks from a client process (concurrency {args.concurrency}), replies to a stand-in WeCom API"
+    else:
+        how = f"{'HTTP' if args.http else 'in-process'} ingest, local delivery"
     backend = db.split(":", 1)[0]
     print(f"pipeline benchmark ({backend}, {args.workers} inbox workers, {how})")
     for key, value in result.items():

@@ -33,7 +33,7 @@ import uuid
 import aiohttp
 from sqlalchemy import func, select
 
-from harness import CallbackSigner, StandInWeCom, bench_config, percentile, running  # noqa: I001 - benchmarks/ is on sys.path
+from harness import CallbackSigner, StandInWeCom, bench_config, fresh_postgres, percentile, running  # noqa: I001 - benchmarks/ is on sys.path
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import store
 from bot.runtime import Runtime
@@ -49,7 +49,7 @@ TEXTS = [
 
 
 async def _counts(runtime: Runtime) -> tuple[int, int]:
-    """Inbox rows stored / processed so far (a reused PostgreSQL database keeps old rows)."""
+    """Inbox rows stored / processed so far."""
     async with runtime.app.sessions() as session:
         stored = await session.scalar(select(func.count()).select_from(InboxRow))
         processed = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status == "done"))
@@ -202,6 +202,14 @@ async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int)
     }
 
 
+async def _fresh(db_url: str, n: int, concurrency: int, workers: int, backlog: int) -> dict[str, float | int | str]:
+    """PostgreSQL runs get a fresh database beside the given one: a reused one keeps every earlier run's backlog."""
+    if not db_url.startswith("postgresql"):
+        return await run(db_url, n, concurrency, workers, backlog)
+    async with fresh_postgres(db_url) as fresh:
+        return await run(fresh, n, concurrency, workers, backlog)
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         url, token, aes_key, corp_id, agent_id, n, concurrency = sys.argv[2:9]
@@ -216,7 +224,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        result = asyncio.run(run(db, args.n, args.concurrency, args.workers, args.backlog))
+        result = asyncio.run(_fresh(db, args.n, args.concurrency, args.workers, args.backlog))
     backend = db.split(":", 1)[0]
     print(f"WeCom callback benchmark ({backend}, concurrency {args.concurrency}, {args.workers} inbox workers, client in its own process)")
     for key, value in result.items():
