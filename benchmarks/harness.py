@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import socket
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
 
 from bot.app import build_runtime  # noqa: E402
@@ -61,6 +64,35 @@ async def running(config: Config, *, http: bool = False, workers: bool = True, o
         yield runtime
     finally:
         await runtime.stop()
+
+
+@asynccontextmanager
+async def fresh_postgres(base_url: str) -> AsyncIterator[str]:
+    """A new empty database next to ``base_url``'s (dropped on exit), so counts are this run's alone."""
+    import asyncpg
+
+    url = make_url(base_url)
+    name = f"{url.database or 'genjin'}_bench_{uuid.uuid4().hex[:8]}"
+    admin = dict(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres", password=url.password)
+    conn = await asyncpg.connect(database="postgres", **admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(database="postgres", **admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,32 +1,49 @@
-"""End-to-end pipeline throughput for local-chat text messages.
+"""End-to-end pipeline throughput, printed next to the database's own ceiling on this box.
 
-Messages enter exactly as from a channel (``inbox.accept``, or HTTP POST with --http),
-are processed by the real workers and handlers, and are delivered by the outbox to the
-local channel. The clock stops when the last reply is delivered.
+Local platform (default): messages enter exactly as from a channel (``inbox.accept``, or
+HTTP POST with --http), are processed by the real workers and handlers, and are
+delivered by the outbox to the local channel. ``--platform wecom``: encrypted, signed
+callbacks are posted by a separate client process to the WeCom callback URL, and the
+replies go through the real ``WeComChannel`` (rendering, token, ``message/send``) to a
+stand-in WeCom API over loopback, so send time is included. The clock stops when the
+last reply is delivered.
+
+The ceiling: in the same run, against the same database, plain INSERTs of the shape a
+message's processing writes (as many rows per message, into a scratch table, with the
+inbox workers' concurrency), one transaction and commit per message. Our end-to-end rate
+is printed as a fraction of it.
 
     python benchmarks/pipeline_bench.py                       # SQLite in a temp dir
     python benchmarks/pipeline_bench.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+    python benchmarks/pipeline_bench.py --platform wecom      # WeCom callbacks in, message/send out
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, func, select
 
-from harness import bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from harness import StandInWeCom, bench_config, fresh_postgres, running  # noqa: I001 - benchmarks/ is on sys.path
+from wecom_callback_bench import start_client
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import accept
-from storage.models import InboxRow, OutboxRow
+from bot.runtime import Runtime
+from storage.db import create_engine, session_factory
+from storage.models import Base, InboxRow, OutboxRow
 
 REPS = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
+WECOM_USERS = ["ZhangWei", "LiNa", "ChenJing", "LiuYang"]  # wecom_callback_bench's senders (demo org members)
 TEXTS = [
     "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
     "王主任说下个月招标，重点推二代导管，价格可以谈",
@@ -38,7 +55,7 @@ TEXTS = [
 BENCH_TOKEN = "bench-local-token"
 
 
-async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, float]:
+async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, Any]:
     config = bench_config(
         db_url,
         pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
@@ -48,7 +65,7 @@ async def run(db_url: str, n: int, workers: int, via_http: bool) -> dict[str, fl
         return await _measure(runtime, n, via_http)
 
 
-async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def _measure(runtime, n: int, via_http: bool) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     app = runtime.app
     # warm up the extractor (lexicon load) so start-up is not counted as throughput
     await accept(app, Inbound(platform="local", message_id="warm", sender="zhangwei", kind=Kind.TEXT, text=TEXTS[0]))
@@ -64,6 +81,7 @@ async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type
     app.channels["local"].add_listener(on_delivery)  # type: ignore[attr-defined]
     await asyncio.sleep(1.0)
     warm = len(delivered)
+    rows_before = await table_counts(runtime)
 
     start = time.perf_counter()
     if via_http:
@@ -90,14 +108,7 @@ async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type
                 ),
             )
     ingest = time.perf_counter() - start
-    # every message yields at least one reply; wait until the outbox is drained
-    while True:
-        async with app.sessions() as session:
-            pending_in = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
-            pending_out = await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "sending"))))
-        if not pending_in and not pending_out:
-            break
-        await asyncio.sleep(0.05)
+    await _drained(runtime)
     elapsed = time.perf_counter() - start
     async with app.sessions() as session:
         rows = (await session.execute(select(InboxRow.received_at, InboxRow.processed_at).where(InboxRow.message_id != "warm"))).all()
@@ -111,23 +122,150 @@ async def _measure(runtime, n: int, via_http: bool) -> dict[str, float]:  # type
         "seconds": elapsed,
         "p50_processing_s": statistics.median(latencies) if latencies else float("nan"),
         "p95_processing_s": statistics.quantiles(latencies, n=20)[18] if len(latencies) > 20 else float("nan"),
+        "rows_per_message": await _rows_per_message(runtime, rows_before, n),
     }
 
 
+async def run_wecom(db_url: str, n: int, workers: int, concurrency: int) -> dict[str, Any]:
+    """The pipeline with WeCom as the platform: callbacks from a client process, replies to the stand-in API."""
+    token = "BenchToken"
+    aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
+    async with StandInWeCom() as wecom:
+        config = bench_config(
+            db_url,
+            pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
+            local={"enabled": False},
+            wecom={
+                "enabled": True, "corp_id": wecom.corp_id, "agent_id": wecom.agent_id, "secret": wecom.secret,
+                "token": token, "encoding_aes_key": aes_key, "api_base": wecom.base_url, "per_member_per_minute": 100_000,
+            },
+        )
+        async with running(config, http=True) as runtime:
+            url = f"http://127.0.0.1:{runtime.port}{config.wecom.callback_path}"
+            client = await start_client([url, token, aes_key, wecom.corp_id, wecom.agent_id, str(n), str(concurrency)])
+            assert client.stdin is not None and client.stdout is not None
+            await _drained(runtime)  # the client's warm-up callbacks (and the extractor load) are not counted
+            rows_before = await table_counts(runtime)
+            sends_before = wecom.sends
+            client.stdin.write(b"go\n")
+            await client.stdin.drain()
+            assert (await client.stdout.readline()).strip() == b"burst"
+            start = time.perf_counter()
+            await client.stdout.readline()  # its results: the burst is acknowledged
+            ingest = time.perf_counter() - start
+            if await client.wait() != 0:
+                raise RuntimeError("the callback client failed")
+            await _drained(runtime)
+            elapsed = time.perf_counter() - start
+            return {
+                "messages": n,
+                "wecom_api_sends": wecom.sends - sends_before,
+                "ingest_per_s": n / ingest,
+                "end_to_end_per_s": n / elapsed,
+                "seconds": elapsed,
+                "rows_per_message": await _rows_per_message(runtime, rows_before, n),
+            }
+
+
+async def _drained(runtime: Runtime) -> None:
+    """Until no message is waiting or being processed and no reply is waiting to be sent."""
+    while True:
+        async with runtime.app.sessions() as session:
+            pending_in = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
+            pending_out = await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "sending"))))
+        if not pending_in and not pending_out:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def table_counts(runtime: Runtime) -> dict[str, int]:
+    """Rows in every table of the schema."""
+    async with runtime.app.sessions() as session:
+        return {table.name: int(await session.scalar(select(func.count()).select_from(table)) or 0) for table in Base.metadata.sorted_tables}
+
+
+async def _rows_per_message(runtime: Runtime, before: dict[str, int], n: int) -> dict[str, float]:
+    after = await table_counts(runtime)
+    return {name: round((after[name] - before.get(name, 0)) / n, 2) for name in after if after[name] != before.get(name, 0)}
+
+
+async def ceiling(db_url: str, n: int, rows_per_message: int, writers: int, body_chars: int = 400) -> float:
+    """Messages/s for plain INSERTs of one message's rows in one transaction each (a scratch table, dropped after)."""
+    scratch = Table(
+        f"bench_ceiling_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("kind", String(32), nullable=False),
+        Column("body", Text, nullable=False),
+    )
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    body = "跟进记录" * (body_chars // 4)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(scratch.create)
+        queue = iter(range(n))
+
+        async def writer() -> None:
+            for _ in queue:
+                async with sessions() as session:
+                    async with session.begin():
+                        for k in range(rows_per_message):
+                            await session.execute(scratch.insert().values(kind=f"row{k}", body=body))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        elapsed = time.perf_counter() - start
+        async with engine.begin() as conn:
+            assert await conn.scalar(select(func.count()).select_from(scratch)) == n * rows_per_message
+            await conn.run_sync(scratch.drop)
+    finally:
+        await engine.dispose()
+    return n / elapsed
+
+
+async def _bench(args: argparse.Namespace, db: str) -> tuple[dict[str, Any], int, dict[str, float], float]:
+    """The pipeline run, then the ceiling on the same database; PostgreSQL runs get a fresh database beside ``--db``
+    (rows a previous run left pending would otherwise be processed, and counted, in this one)."""
+    if db.startswith("postgresql"):
+        async with fresh_postgres(db) as fresh:
+            return await _bench_on(args, fresh)
+    return await _bench_on(args, db)
+
+
+async def _bench_on(args: argparse.Namespace, db: str) -> tuple[dict[str, Any], int, dict[str, float], float]:
+    if args.platform == "wecom":
+        result = await run_wecom(db, args.n, args.workers, args.concurrency)
+    else:
+        result = await run(db, args.n, args.workers, args.http)
+    shape: dict[str, float] = result.pop("rows_per_message")
+    rows = max(1, round(sum(shape.values())))
+    return result, rows, shape, await ceiling(db, min(args.n, 2000), rows, args.workers)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--http", action="store_true", help="send through POST /local/messages")
+    parser.add_argument("--http", action="store_true", help="local platform: send through POST /local/messages")
+    parser.add_argument("--platform", choices=("local", "wecom"), default="local")
+    parser.add_argument("--concurrency", type=int, default=32, help="--platform wecom: callbacks in flight at once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        result = asyncio.run(run(db, args.n, args.workers, args.http))
+        result, rows, shape, raw = asyncio.run(_bench(args, db))
+    if args.platform == "wecom":
+        how = f"WeCom callbacks from a client process (concurrency {args.concurrency}), replies to a stand-in WeCom API"
+    else:
+        how = f"{'HTTP' if args.http else 'in-process'} ingest, local delivery"
     backend = db.split(":", 1)[0]
-    print(f"pipeline benchmark ({backend}, {args.workers} inbox workers, {'HTTP' if args.http else 'in-process'} ingest)")
+    print(f"pipeline benchmark ({backend}, {args.workers} inbox workers, {how})")
     for key, value in result.items():
         print(f"  {key:18s} {value:.3f}" if isinstance(value, float) else f"  {key:18s} {value}")
+    print(f"  rows written per message: {rows} ({', '.join(f'{name} {count:g}' for name, count in sorted(shape.items()))})")
+    print(f"  ceiling: {raw:.1f} messages/s = plain INSERTs of {rows} rows + COMMIT per message, {args.workers} writers, same database")
+    print(f"  end-to-end is {result['end_to_end_per_s'] / raw:.1%} of the ceiling")
     return 0
 
 

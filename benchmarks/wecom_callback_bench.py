@@ -3,7 +3,14 @@
 WeCom waits 5 s for the empty 200 before it retries, so what matters at the edge is
 how long verify + decrypt + store takes while the workers are busy with the previous
 messages. The callbacks are encrypted and signed beforehand (that is WeCom's cost) and
-posted over loopback with bounded concurrency; the replies go to a stand-in WeCom API.
+posted over loopback with bounded concurrency by a *separate process* (``--client``), so
+the client's own work never stalls the server's event loop and shows up as server
+latency. On a shared box the latency also shows CPU the server did not get: the server's
+CPU time per callback during the burst is printed as the figure that does not depend on
+the neighbours. Before the burst a backlog of notes is stored, so the inbox workers are busy
+with handler work for the whole burst; the replies go to a stand-in WeCom API. The
+server also samples its own event loop: the longest stall is printed next to the tail,
+because a stall is a delay every callback in flight pays.
 
     python benchmarks/wecom_callback_bench.py                      # SQLite in a temp dir
     python benchmarks/wecom_callback_bench.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench
@@ -15,16 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 
 import aiohttp
 from sqlalchemy import func, select
 
-from harness import CallbackSigner, StandInWeCom, bench_config, percentile, running  # noqa: I001 - benchmarks/ is on sys.path
+from harness import CallbackSigner, StandInWeCom, bench_config, fresh_postgres, percentile, running  # noqa: I001 - benchmarks/ is on sys.path
+from bot.messages import Inbound, Kind
+from bot.pipeline.inbox import store
 from bot.runtime import Runtime
 from storage.models import InboxRow
 
@@ -38,14 +49,110 @@ TEXTS = [
 
 
 async def _counts(runtime: Runtime) -> tuple[int, int]:
-    """Inbox rows stored / processed so far (a reused PostgreSQL database keeps old rows)."""
+    """Inbox rows stored / processed so far."""
     async with runtime.app.sessions() as session:
         stored = await session.scalar(select(func.count()).select_from(InboxRow))
         processed = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status == "done"))
     return int(stored or 0), int(processed or 0)
 
 
-async def run(db_url: str, n: int, concurrency: int, workers: int) -> dict[str, float | int | str]:
+class LoopLag:
+    """Samples the event loop every millisecond; the overshoot of each sleep is a stall every request pays."""
+
+    def __init__(self) -> None:
+        self.stalls: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.001)
+            self.stalls.append(loop.time() - before - 0.001)
+
+    def __enter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def _backlog(runtime: Runtime, count: int) -> None:
+    """Notes already stored when the burst starts, so the workers are busy handling them meanwhile."""
+    messages = [
+        Inbound(platform="wecom", message_id=f"backlog-{uuid.uuid4().hex}", sender=USERS[i % len(USERS)],
+                kind=Kind.TEXT, text=f"{TEXTS[i % 3]}（积压{i}）")
+        for i in range(count)
+    ]
+    for start in range(0, count, 200):
+        await store(runtime.app, messages[start : start + 200])
+
+
+async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str, n: int, concurrency: int) -> None:
+    """The platform's side, run in its own process: sign everything, warm up, then post the burst."""
+    signer = CallbackSigner(token, aes_key, corp_id, agent_id)
+    callbacks = [signer.text(USERS[i % len(USERS)], f"{TEXTS[i % len(TEXTS)]}（{i}）") for i in range(n)]
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def post_raw(params: dict[str, str], body: str) -> int:
+            async with http.post(url, params=params, data=body.encode(), headers={"Content-Type": "text/xml"}) as resp:
+                await resp.read()
+                return resp.status
+
+        # warm-up: the connection pool and first-request costs
+        await asyncio.gather(*(post_raw(*signer.text(USERS[0], "预热")) for _ in range(concurrency)))
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        sem = asyncio.Semaphore(concurrency)
+
+        async def post(params: dict[str, str], body: str) -> None:
+            async with sem:
+                started = time.perf_counter()
+                status = await post_raw(params, body)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        print("warm", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the server says go
+        print("burst", flush=True)  # the server starts watching its event loop now
+        start = time.perf_counter()
+        await asyncio.gather(*(post(params, body) for params, body in callbacks))
+        burst = time.perf_counter() - start
+        print(json.dumps({"latencies": latencies, "statuses": statuses, "burst_seconds": burst}), flush=True)
+
+
+async def start_client(args: list[str]) -> asyncio.subprocess.Process:
+    """The callback client in its own process; it signs, warms up, prints ``warm`` and waits for a line on stdin."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.abspath(__file__), "--client", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    if (await proc.stdout.readline()).strip() != b"warm":
+        raise RuntimeError("the callback client failed before its warm-up was done")
+    return proc
+
+
+async def _client_process(runtime: Runtime, args: list[str]) -> tuple[dict[str, object], LoopLag, int, float]:
+    """Run the client; the event loop is sampled (and processed rows and CPU counted) from the moment its burst starts."""
+    proc = await start_client(args)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    assert (await proc.stdout.readline()).strip() == b"burst", "the client failed before its burst"
+    cpu = time.process_time()
+    with LoopLag() as lag:
+        _, processed_before = await _counts(runtime)
+        out = await proc.stdout.readline()  # its results, printed the moment the burst is over
+    cpu = time.process_time() - cpu
+    if await proc.wait() != 0:
+        raise RuntimeError(f"callback client exited with {proc.returncode}")
+    return json.loads(out), lag, processed_before, cpu
+
+
+async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int) -> dict[str, float | int | str]:
     token = "BenchToken"
     aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
     async with StandInWeCom() as wecom:
@@ -66,41 +173,22 @@ async def run(db_url: str, n: int, concurrency: int, workers: int) -> dict[str, 
         )
         async with running(config, http=True, workers=workers > 0) as runtime:
             url = f"http://127.0.0.1:{runtime.port}{config.wecom.callback_path}"
-            signer = CallbackSigner(token, aes_key, wecom.corp_id, wecom.agent_id)
-            callbacks = [signer.text(USERS[i % len(USERS)], f"{TEXTS[i % len(TEXTS)]}（{i}）") for i in range(n)]
-            connector = aiohttp.TCPConnector(limit=concurrency)
-            async with aiohttp.ClientSession(connector=connector) as http:
-
-                async def post_raw(params: dict[str, str], body: str) -> int:
-                    async with http.post(url, params=params, data=body.encode(), headers={"Content-Type": "text/xml"}) as resp:
-                        await resp.read()
-                        return resp.status
-
-                # warm-up: connection pool, first-request costs, lexicon loading by a worker
-                await post_raw(*signer.text(USERS[0], "预热"))
-                await asyncio.sleep(1.0)
-
-                latencies: list[float] = []
-                statuses: dict[int, int] = {}
-                sem = asyncio.Semaphore(concurrency)
-
-                async def post(params: dict[str, str], body: str) -> None:
-                    async with sem:
-                        started = time.perf_counter()
-                        status = await post_raw(params, body)
-                        latencies.append(time.perf_counter() - started)
-                        statuses[status] = statuses.get(status, 0) + 1
-
-                stored_before, processed_before = await _counts(runtime)
-                start = time.perf_counter()
-                await asyncio.gather(*(post(params, body) for params, body in callbacks))
-                burst = time.perf_counter() - start
-            stored, processed = await _counts(runtime)
+            if workers:
+                await _backlog(runtime, backlog)
+                await asyncio.sleep(1.0)  # the extractor is loaded and the workers are mid-backlog
+            args = [url, token, aes_key, wecom.corp_id, wecom.agent_id, str(n), str(concurrency)]
+            stored_before, _ = await _counts(runtime)
+            result, lag, processed_before, cpu = await _client_process(runtime, args)
+            stored, processed = await _counts(runtime)  # (a few more may be processed while this counts)
+    latencies = [float(x) for x in result["latencies"]]  # type: ignore[attr-defined]
+    statuses = {int(k): v for k, v in result["statuses"].items()}  # type: ignore[attr-defined]
+    burst = float(result["burst_seconds"])  # type: ignore[arg-type]
     return {
         "callbacks": n,
         "acknowledged_200": statuses.get(200, 0),
         "other_statuses": str({k: v for k, v in statuses.items() if k != 200}),
-        "stored_rows": stored - stored_before,
+        "stored_rows": stored - stored_before - concurrency,  # minus the client's warm-up callbacks
+        "backlog_before_burst": backlog if workers else 0,
         "processed_during_burst": processed - processed_before,
         "burst_seconds": burst,
         "callbacks_per_s": n / burst,
@@ -108,21 +196,37 @@ async def run(db_url: str, n: int, concurrency: int, workers: int) -> dict[str, 
         "ack_p90_ms": percentile(latencies, 0.90) * 1000,
         "ack_p99_ms": percentile(latencies, 0.99) * 1000,
         "ack_max_ms": max(latencies) * 1000,
+        "server_cpu_ms_per_callback": cpu / n * 1000,  # all of the server process's threads, handlers included
+        "loop_stall_p99_ms": percentile(lag.stalls, 0.99) * 1000 if lag.stalls else float("nan"),
+        "loop_stall_max_ms": max(lag.stalls) * 1000 if lag.stalls else float("nan"),
     }
 
 
+async def _fresh(db_url: str, n: int, concurrency: int, workers: int, backlog: int) -> dict[str, float | int | str]:
+    """PostgreSQL runs get a fresh database beside the given one: a reused one keeps every earlier run's backlog."""
+    if not db_url.startswith("postgresql"):
+        return await run(db_url, n, concurrency, workers, backlog)
+    async with fresh_postgres(db_url) as fresh:
+        return await run(fresh, n, concurrency, workers, backlog)
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        url, token, aes_key, corp_id, agent_id, n, concurrency = sys.argv[2:9]
+        asyncio.run(client(url, token, aes_key, corp_id, agent_id, int(n), int(concurrency)))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("-n", type=int, default=1000, help="callbacks in the burst")
     parser.add_argument("--concurrency", type=int, default=32, help="callbacks in flight at once")
     parser.add_argument("--workers", type=int, default=2, help="inbox workers processing meanwhile (0 = ingest only)")
+    parser.add_argument("--backlog", type=int, default=300, help="notes stored before the burst so the workers are busy")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        result = asyncio.run(run(db, args.n, args.concurrency, args.workers))
+        result = asyncio.run(_fresh(db, args.n, args.concurrency, args.workers, args.backlog))
     backend = db.split(":", 1)[0]
-    print(f"WeCom callback benchmark ({backend}, concurrency {args.concurrency}, {args.workers} inbox workers)")
+    print(f"WeCom callback benchmark ({backend}, concurrency {args.concurrency}, {args.workers} inbox workers, client in its own process)")
     for key, value in result.items():
         print(f"  {key:24s} {value:.2f}" if isinstance(value, float) else f"  {key:24s} {value}")
     return 0

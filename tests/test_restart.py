@@ -4,11 +4,6 @@ after a restart every acknowledged message has exactly one result."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,98 +14,17 @@ from sqlalchemy import select
 from storage.db import create_engine, session_factory
 from storage.models import InboxRow, Note, OutboxRow
 from tests.conftest import DEMO_ORG
+from tests.serve import Server, free_port, import_org, post, write_config
 
 pytestmark = pytest.mark.slow
 
-GENJIN = [sys.executable, "-m", "bot.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-LOCAL_TOKEN = "restart-test-token"
-AUTH = {"Authorization": f"Bearer {LOCAL_TOKEN}"}
-
-
-def _write_config(path: Path, db_url: str, port: int, transcript: Path) -> None:
-    path.write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-[database]
-url = "{db_url}"
-[pipeline]
-workers = 2
-poll_interval = 0.05
-lease_seconds = 2
-[logging]
-level = "WARNING"
-[playbook]
-watch = false
-[local]
-transcript = "{transcript}"
-http = true
-""",
-        encoding="utf-8",
-    )
-
-
-class Server:
-    def __init__(self, config: Path, port: int, workers: int) -> None:
-        env = {**os.environ, "GENJIN_PIPELINE_WORKERS": str(workers), "GENJIN_LOCAL_TOKEN": LOCAL_TOKEN}
-        self.proc = subprocess.Popen(
-            [*GENJIN, "--config", str(config), "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-
-    async def ready(self, http: aiohttp.ClientSession, timeout: float = 60) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                async with http.get(f"{self.base}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError("server did not become ready")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-async def _post(http: aiohttp.ClientSession, base: str, i: int) -> None:
-    body = {"user": "zhangwei", "id": f"m-{i}", "text": f"今天拜访了第{i}人民医院的王主任，下周三前把报价单发给他"}
-    async with http.post(f"{base}/local/messages", json=body, headers=AUTH) as resp:
-        assert resp.status == 200, await resp.text()
-
 
 async def test_sigkill_between_ack_and_processing_then_restart(db_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "genjin.toml"
     transcript = tmp_path / "delivered.jsonl"
-    _write_config(config, db_url, port, transcript)
-    imported = subprocess.run([*GENJIN, "--config", str(config), "org", "import", str(DEMO_ORG)], capture_output=True, text=True)
-    assert imported.returncode == 0, imported.stderr
+    write_config(config, db_url, port, transcript)
+    import_org(config, DEMO_ORG)
 
     async with aiohttp.ClientSession() as http:
         # 1. an ingest-only node acknowledges 5 messages and is killed before any processing
@@ -118,7 +32,7 @@ async def test_sigkill_between_ack_and_processing_then_restart(db_url: str, tmp_
         try:
             await server.ready(http)
             for i in range(5):
-                await _post(http, server.base, i)
+                await post(http, server.base, i)
         finally:
             server.kill()
 
@@ -126,7 +40,7 @@ async def test_sigkill_between_ack_and_processing_then_restart(db_url: str, tmp_
         server = Server(config, port, workers=2)
         try:
             await server.ready(http)
-            await asyncio.gather(*(_post(http, server.base, i) for i in range(5, 35)))
+            await asyncio.gather(*(post(http, server.base, i) for i in range(5, 35)))
         finally:
             server.kill()
 

@@ -1,0 +1,111 @@
+"""Real ``genjin serve`` subprocesses for the crash and multi-node tests (SIGKILL, restart, two nodes).
+
+One place for starting a node on a config file, waiting for ``/healthz``, posting local
+messages and killing it, so the restart test and the two-node test share one way to do it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+GENJIN = [sys.executable, "-m", "bot.cli"]
+LOCAL_TOKEN = "restart-test-token"
+AUTH = {"Authorization": f"Bearer {LOCAL_TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, db_url: str, port: int, transcript: Path) -> None:
+    """A node config with a short lease (2 s), so rows of a killed node are taken over quickly."""
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+[database]
+url = "{db_url}"
+[pipeline]
+workers = 2
+poll_interval = 0.05
+lease_seconds = 2
+[logging]
+level = "WARNING"
+[playbook]
+watch = false
+[local]
+transcript = "{transcript}"
+http = true
+""",
+        encoding="utf-8",
+    )
+
+
+class Server:
+    """One ``genjin serve`` process; ``env`` overrides config keys (``GENJIN_SERVER_PORT`` …) for this node only."""
+
+    def __init__(self, config: Path, port: int, workers: int, env: dict[str, str] | None = None) -> None:
+        env = {
+            **os.environ,
+            "GENJIN_PIPELINE_WORKERS": str(workers),
+            "GENJIN_LOCAL_TOKEN": LOCAL_TOKEN,
+            "GENJIN_SERVER_PORT": str(port),
+            **(env or {}),
+        }
+        # stderr goes to a file: a pipe nobody reads fills up and blocks a node that logs a lot
+        self.log = config.with_name(f"serve-{port}.log")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*GENJIN, "--config", str(config), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log
+            )
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def ready(self, http: aiohttp.ClientSession, timeout: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log.read_text(errors='replace')[-2000:]}")
+            try:
+                async with http.get(f"{self.base}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("server did not become ready")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def import_org(config: Path, org: Path) -> None:
+    """Migrate the database and import the org through the CLI, before any node starts (nodes must not migrate side by side)."""
+    imported = subprocess.run([*GENJIN, "--config", str(config), "org", "import", str(org)], capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+
+
+async def post(http: aiohttp.ClientSession, base: str, i: int, user: str = "zhangwei") -> None:
+    body = {"user": user, "id": f"m-{i}", "text": f"今天拜访了第{i}人民医院的王主任，下周三前把报价单发给他"}
+    async with http.post(f"{base}/local/messages", json=body, headers=AUTH) as resp:
+        assert resp.status == 200, await resp.text()
