@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from bot.pipeline import inbox
 from bot.pipeline.notify import InPlace, notify
 from bot.redact import redact
 from bot.router import HandlerContext, Router
+from storage.lookups import attach, snapshot
 from storage.models import InboxRow, OutboxRow, Person
 from storage.people import find_person
 
@@ -30,6 +32,23 @@ UNREGISTERED_REPLY = (
 )
 UNREGISTERED_QUIET = timedelta(hours=24)
 FAILURE_REPLY = "抱歉，这条消息处理出错了，已记录并通知管理员，请稍后再试。"
+
+
+async def _sender(app: AppContext, platform: str, sender: str) -> dict[str, Any] | None:
+    """The sender's person as a snapshot: from the per-process cache, else read (committed data) and cached.
+
+    None means "not found now": the transaction looks again, so someone just imported is
+    never turned away by a cache.
+    """
+    cached = app.lookups.person(platform, sender)
+    if cached is not None:
+        return cached
+    async with app.sessions() as session:
+        person = await find_person(session, platform, sender)
+    if person is None:
+        return None
+    app.lookups.remember_person(None, platform, sender, person)
+    return snapshot(person)
 
 
 def sender_of(row: InboxRow) -> InPlace:
@@ -69,52 +88,57 @@ class Dispatcher:
             to = sender_of(row) if reply.to is None or reply.to == person.key else reply.to
             await notify(app, session, to, reply, now=now, inbox_id=row.id)
 
-    async def process(self, app: AppContext, row_id: int, attempt: int) -> str:
-        """Process a row this worker owns. Returns the outcome label for metrics."""
-        async with app.sessions() as session:
-            row = await session.get(InboxRow, row_id)
+    async def process(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None = None) -> str:
+        """Process a row this worker owns. Returns the outcome label for metrics.
+
+        ``claimed`` is the row as the claim returned it (the worker loop passes it, saving a
+        read); without it the row is read first.
+        """
+        row = claimed
+        if row is None:
+            async with app.sessions() as session:
+                row = await session.get(InboxRow, row_id)
             if not inbox.owned(row, attempt):
                 return "lost"
             assert row is not None
-            msg = inbox.row_to_inbound(row)
-            person = await find_person(session, row.platform, row.sender)
-        prepared = await self.prepare(app, msg) if person is not None else msg
+        msg = inbox.row_to_inbound(row)
+        known = await _sender(app, row.platform, row.sender)
+        prepared = await self.prepare(app, msg) if known is not None else msg
 
         await app.ingest_idle.wait()  # acknowledgements first (see bot.pipeline.inbox.Ingestor)
         now = app.clock.now()
         async with app.sessions() as session:
             async with session.begin():
-                row = await session.get(InboxRow, row_id, with_for_update=True, populate_existing=True)
-                if not inbox.owned(row, attempt):
+                # keep what preprocessing found (transcripts, speech errors) with the message
+                payload = {**(row.payload or {}), "extra": prepared.extra} if prepared.extra != msg.extra else None
+                if not await inbox.finish_owned(session, row_id, attempt, now, payload=payload):
                     return "lost"  # our lease expired and another worker took over
-                assert row is not None
-                person = await find_person(session, row.platform, row.sender)
+                person = attach(session, Person, known) if known is not None else await find_person(session, row.platform, row.sender)
                 if person is None:
                     outcome = "unregistered"
                     if not await _already_told(session, row, now):
                         await notify(app, session, sender_of(row), Reply(text=UNREGISTERED_REPLY), now=now, inbox_id=row.id)
                 else:
                     outcome = "handled"
-                    if prepared.extra != msg.extra:
-                        # keep what preprocessing found (transcripts, speech errors) with the message
-                        row.payload = {**(row.payload or {}), "extra": prepared.extra}
+                    if known is None:
+                        app.lookups.remember_person(session, row.platform, row.sender, person)
                     if person.last_platform != row.platform:
                         person.last_platform = row.platform
                     hc = HandlerContext(app=app, session=session, person=person, inbox_id=row.id, now=now, router=self.router)
                     replies = await self.router.dispatch(prepared, hc)
                     await self._deliver_replies(app, session, row, person, replies + hc.pushes, now)
-                inbox.mark_done(row, now)
         app.metrics.handling.observe(max(0.0, (now - row.received_at).total_seconds()))
         return outcome
 
-    async def handle(self, app: AppContext, row_id: int, attempt: int) -> None:
+    async def handle(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None = None) -> None:
         """Process one claimed row; on error retry later or give up with a polite reply."""
         try:
-            outcome = await self.process(app, row_id, attempt)
+            outcome = await self.process(app, row_id, attempt, claimed)
             app.metrics.handled.labels(outcome).inc()
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
             app.log.exception("inbox.handler_error", inbox_id=row_id, attempt=attempt)
             app.metrics.handled.labels("error").inc()
+            app.lookups.invalidate()  # the error may come from a stale cached row (e.g. a hospital deleted elsewhere)
             await self._record_failure(app, row_id, attempt, redact(f"{type(exc).__name__}: {exc}"))
         app.outbox_wakeup.set()
 
@@ -134,7 +158,7 @@ class Dispatcher:
 
     async def work_once(self, app: AppContext) -> int:
         """Claim a batch and process it; returns how many rows were claimed."""
-        owned = await inbox.claim(app)
-        for row_id, attempt in owned:
-            await self.handle(app, row_id, attempt)
+        owned = await inbox.claim_batch(app)
+        for row in owned:
+            await self.handle(app, row.id, row.attempts, row)
         return len(owned)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.accounts.service import (
     account_from_contacts,
     find_account,
+    learn_alias,
     resolve_account,
     resolve_contact,
 )
@@ -38,6 +39,7 @@ from handlers.tasks.service import (
     set_task_status,
 )
 from storage.audit import audit
+from storage.lookups import Lookups
 from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class NoteRules:
     deals: DealHooks | None = None  # escalations: a note is a counting activity on its deal
     known: Callable[[str], bool] = lambda _name: True
     shaped: Callable[[str], bool] = lambda _name: True
+    lookups: Lookups | None = None  # the app's per-process cache of hospitals by written name
 
 
 _EN_HOSPITAL_SUFFIX = re.compile(r"(?i)\s+(?:hospital|medical center|hosp\.?)$")
@@ -111,7 +114,7 @@ def note_rules(app: AppContext) -> NoteRules:
     return NoteRules(
         canonical=lambda name: canonical_hospital(lexicon, name), stages=lexicon.stage_order, policy=policy(app),
         known=lambda name: known_hospital(lexicon, name), shaped=lambda name: hospital_shaped(lexicon, name),
-        deals=deal_hooks(app),
+        deals=deal_hooks(app), lookups=app.lookups,
     )
 
 
@@ -147,9 +150,12 @@ async def record_note(
     pending: str | None = None  # an unknown hospital: stored on the note, an account only once the rep confirms
     rejected: str | None = None  # not a hospital name at all ("XX医院")
     if draft.account:
-        account = await find_account(session, draft.account, rules.canonical)
-        if account is not None or rules.known(draft.account):
-            account, _ = await resolve_account(session, draft.account, rules.canonical, actor_id=person.id, now=now)
+        account = await find_account(session, draft.account, rules.canonical, rules.lookups)
+        if account is not None:
+            await learn_alias(session, account, draft.account, actor_id=person.id, now=now)
+        elif rules.known(draft.account):
+            account, _ = await resolve_account(session, draft.account, rules.canonical, actor_id=person.id, now=now,
+                                               lookups=rules.lookups)
         elif rules.shaped(draft.account):
             pending = draft.account.strip()
         else:
@@ -228,7 +234,7 @@ async def attach_account(
     When the note had been filed under another hospital, what it changed there is reverted
     and an opportunity it alone created is removed, so a typo leaves no phantom deal.
     """
-    account, _ = await resolve_account(session, written, rules.canonical, actor_id=actor_id, now=now)
+    account, _ = await resolve_account(session, written, rules.canonical, actor_id=actor_id, now=now, lookups=rules.lookups)
     old_opp_id = note.opportunity_id
     if note.account_id == account.id and old_opp_id is not None:
         opp = await session.get(Opportunity, old_opp_id)

@@ -1,0 +1,112 @@
+"""SQL round trips per typical note, by pipeline phase (steady state: caches warm).
+
+A "typical note" names a known hospital, a contact and a due date, so it creates a note,
+a contact, an opportunity, a task, audit rows, an outbox reply and the inbox done mark.
+Every statement the database sees (including BEGIN/COMMIT on SQLite, where the engine
+issues BEGIN IMMEDIATE itself) is counted with a ``before_cursor_execute`` listener.
+
+    python benchmarks/round_trips.py                # SQLite in a temp dir
+    python benchmarks/round_trips.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/x -v
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import uuid
+from collections import Counter
+from typing import Any
+
+from harness import bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from sqlalchemy import event
+
+from bot.messages import Inbound, Kind
+from bot.pipeline.inbox import accept
+
+TYPICAL = [
+    "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
+    "瑞金医院的李主任说下个月招标，周五前把参数发给她",
+]
+
+
+class StatementLog:
+    """Statements seen by an engine (the sync engine under the async one), with their SQL."""
+
+    def __init__(self, engine: Any) -> None:
+        self.statements: list[str] = []
+        self._engine = engine.sync_engine
+        event.listen(self._engine, "before_cursor_execute", self._seen)
+        event.listen(self._engine, "commit", self._commit)
+        event.listen(self._engine, "rollback", self._rollback)
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        self.statements.append(statement)
+
+    def _commit(self, conn: Any) -> None:
+        self.statements.append("COMMIT")
+
+    def _rollback(self, conn: Any) -> None:
+        self.statements.append("ROLLBACK")
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+        event.remove(self._engine, "commit", self._commit)
+        event.remove(self._engine, "rollback", self._rollback)
+
+
+async def measure(db_url: str, notes: int, verbose: bool) -> dict[str, float]:
+    config = bench_config(db_url, pipeline={"workers": 0, "outbox_workers": 0})
+    async with running(config, workers=False) as runtime:
+        app = runtime.app
+
+        async def one(text: str, sender: str) -> tuple[list[str], list[str]]:
+            await accept(app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=sender, kind=Kind.TEXT,
+                                      conversation=sender, text=text))
+            log = StatementLog(app.engine)
+            try:
+                await runtime.work_once()
+                handled = list(log.statements)
+                log.statements.clear()
+                await runtime.deliver_once()
+                delivered = list(log.statements)
+            finally:
+                log.close()
+            return handled, delivered
+
+        for text in TYPICAL:  # warm: lexicon, caches, the accounts themselves
+            await one(text, "zhangwei")
+        handled_total = delivered_total = 0
+        last: tuple[list[str], list[str]] = ([], [])
+        for i in range(notes):
+            last = await one(TYPICAL[i % len(TYPICAL)], "zhangwei")
+            handled_total += len(last[0])
+            delivered_total += len(last[1])
+        if verbose:
+            for title, stmts in (("handle", last[0]), ("deliver", last[1])):
+                print(f"--- {title}: {len(stmts)} statements")
+                for s in stmts:
+                    print("   ", " ".join(s.split())[:160])
+            kinds = Counter(" ".join(s.split()[:2]) for s in last[0] + last[1])
+            print("by kind:", dict(kinds))
+    return {"handle_per_note": handled_total / notes, "deliver_per_note": delivered_total / notes}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument("-n", type=int, default=20, help="notes to measure after warm-up")
+    parser.add_argument("-v", action="store_true", help="print the statements of the last note")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or f"sqlite+aiosqlite:///{tmp}/rt.db"
+        result = asyncio.run(measure(db, args.n, args.v))
+    print(f"round trips per typical note ({db.split(':', 1)[0]}, one note per batch)")
+    for key, value in result.items():
+        print(f"  {key:18s} {value:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
