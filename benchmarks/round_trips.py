@@ -93,15 +93,62 @@ async def measure(db_url: str, notes: int, verbose: bool) -> dict[str, float]:
     return {"handle_per_note": handled_total / notes, "deliver_per_note": delivered_total / notes}
 
 
+async def drain(db_url: str, n: int, workers: int) -> dict[str, float]:
+    """Processing throughput without ingest contention: ``n`` mixed messages stored first, then timed to delivered."""
+    import time
+
+    from pipeline_bench import REPS, TEXTS
+    from sqlalchemy import func, select
+
+    from storage.models import InboxRow, OutboxRow
+
+    config = bench_config(db_url, pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05})
+    async with running(config, workers=False) as runtime:
+        app = runtime.app
+        await accept(app, Inbound(platform="local", message_id="warm", sender="zhangwei", kind=Kind.TEXT, text=TEXTS[0]))
+        await runtime.work_once()
+        await runtime.deliver_once()
+        for i in range(n):
+            await accept(app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=REPS[i % len(REPS)],
+                                      kind=Kind.TEXT, conversation=REPS[i % len(REPS)], text=TEXTS[i % len(TEXTS)]))
+        log = StatementLog(app.engine)
+        start, cpu = time.perf_counter(), time.process_time()
+        stop = asyncio.Event()
+        from bot.pipeline.workers import poll
+
+        tasks = [asyncio.create_task(poll(f"inbox-{k}", runtime.work_once, wakeup=app.inbox_wakeup, stop=stop, interval=0.05,
+                                          log=app.log)) for k in range(workers)]
+        tasks.append(asyncio.create_task(poll("outbox", runtime.deliver_once, wakeup=app.outbox_wakeup, stop=stop,
+                                              interval=0.05, log=app.log)))
+        while True:
+            async with app.sessions() as session:
+                left = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
+                left_out = await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "sending"))))
+            if not left and not left_out:
+                break
+            await asyncio.sleep(0.02)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        stop.set()
+        app.inbox_wakeup.set()
+        app.outbox_wakeup.set()
+        await asyncio.gather(*tasks)
+        log.close()
+    return {"drain_per_s": n / elapsed, "seconds": elapsed, "cpu_ms_per_message": 1000 * cpu / n, "statements_per_message": len(log.statements) / n}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("-n", type=int, default=20, help="notes to measure after warm-up")
     parser.add_argument("-v", action="store_true", help="print the statements of the last note")
+    parser.add_argument("--drain", type=int, default=0, help="also time processing N stored mixed messages (no ingest contention)")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/rt.db"
         result = asyncio.run(measure(db, args.n, args.v))
+        if args.drain:
+            result.update(asyncio.run(drain(db, args.drain, args.workers)))
     print(f"round trips per typical note ({db.split(':', 1)[0]}, one note per batch)")
     for key, value in result.items():
         print(f"  {key:18s} {value:.1f}")

@@ -8,7 +8,7 @@ still undelivered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -103,11 +103,21 @@ async def claim(app: AppContext, platforms: Iterable[str], limit: int = 20) -> l
     return sorted(claimed, key=lambda row: row.id)
 
 
-async def finish(app: AppContext, row_id: int, **values: object) -> None:
-    """Record a delivery outcome (sent, failed, or pending again with the next attempt time)."""
+async def finish(app: AppContext, outcomes: Sequence[tuple[int, dict[str, object]]]) -> None:
+    """Record delivery outcomes (sent, failed, or pending again with the next attempt time) in one transaction.
+
+    Outcomes with the same columns go in one executemany ``UPDATE`` by primary key, so a
+    batch of replies costs one write transaction instead of one each.
+    """
+    if not outcomes:
+        return
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row_id, values in outcomes:
+        groups.setdefault(tuple(sorted(values)), []).append({"id": row_id, **values})
     async with app.sessions() as session:
         async with session.begin():
-            await session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
+            for params in groups.values():
+                await session.execute(update(OutboxRow), params)
 
 
 def queued_since(row: OutboxRow) -> datetime:
