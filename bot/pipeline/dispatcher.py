@@ -9,6 +9,7 @@ transcription. The dispatcher knows the router it was given, not which features 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,17 @@ async def _sender(app: AppContext, platform: str, sender: str) -> dict[str, Any]
     return snapshot(person)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A claimed row made ready for its transaction."""
+
+    row: InboxRow
+    attempt: int
+    msg: Inbound
+    prepared: Inbound
+    known: dict[str, Any] | None  # the sender's cached person, None = look in the transaction
+
+
 def sender_of(row: InboxRow) -> InPlace:
     """The conversation ``row`` came from, with what the channel needs to reply in place (e.g. DingTalk's sessionWebhook)."""
     extra = (row.payload or {}).get("extra") or {}
@@ -88,52 +100,70 @@ class Dispatcher:
             to = sender_of(row) if reply.to is None or reply.to == person.key else reply.to
             await notify(app, session, to, reply, now=now, inbox_id=row.id)
 
-    async def process(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None = None) -> str:
-        """Process a row this worker owns. Returns the outcome label for metrics.
+    async def _job(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None) -> _Job | None:
+        """Everything done before the transaction: the row (unless the claim returned it), the sender, preprocessing.
 
-        ``claimed`` is the row as the claim returned it (the worker loop passes it, saving a
-        read); without it the row is read first.
+        None if the row is no longer ours.
         """
         row = claimed
         if row is None:
             async with app.sessions() as session:
                 row = await session.get(InboxRow, row_id)
             if not inbox.owned(row, attempt):
-                return "lost"
+                return None
             assert row is not None
         msg = inbox.row_to_inbound(row)
         known = await _sender(app, row.platform, row.sender)
         prepared = await self.prepare(app, msg) if known is not None else msg
+        return _Job(row, attempt, msg, prepared, known)
 
+    async def _apply(self, app: AppContext, session: AsyncSession, job: _Job, now: datetime) -> str:
+        """The message's handler writes, its outbox rows and its done mark, in the caller's transaction."""
+        row, msg, prepared, known = job.row, job.msg, job.prepared, job.known
+        # keep what preprocessing found (transcripts, speech errors) with the message
+        payload = {**(row.payload or {}), "extra": prepared.extra} if prepared.extra != msg.extra else None
+        if not await inbox.finish_owned(session, row.id, job.attempt, now, payload=payload):
+            return "lost"  # our lease expired and another worker took over
+        person = attach(session, Person, known) if known is not None else await find_person(session, row.platform, row.sender)
+        if person is None:
+            if not await _already_told(session, row, now):
+                await notify(app, session, sender_of(row), Reply(text=UNREGISTERED_REPLY), now=now, inbox_id=row.id)
+            return "unregistered"
+        if known is None:
+            app.lookups.remember_person(session, row.platform, row.sender, person)
+        if person.last_platform != row.platform:
+            person.last_platform = row.platform
+        hc = HandlerContext(app=app, session=session, person=person, inbox_id=row.id, now=now, router=self.router)
+        replies = await self.router.dispatch(prepared, hc)
+        await self._deliver_replies(app, session, row, person, replies + hc.pushes, now)
+        return "handled"
+
+    async def process(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None = None) -> str:
+        """Process a row this worker owns, in a transaction of its own. Returns the outcome label for metrics.
+
+        ``claimed`` is the row as the claim returned it (the worker loop passes it, saving a
+        read); without it the row is read first.
+        """
+        job = await self._job(app, row_id, attempt, claimed)
+        return "lost" if job is None else await self._process_job(app, job)
+
+    async def _process_job(self, app: AppContext, job: _Job) -> str:
         await app.ingest_idle.wait()  # acknowledgements first (see bot.pipeline.inbox.Ingestor)
         now = app.clock.now()
         async with app.sessions() as session:
             async with session.begin():
-                # keep what preprocessing found (transcripts, speech errors) with the message
-                payload = {**(row.payload or {}), "extra": prepared.extra} if prepared.extra != msg.extra else None
-                if not await inbox.finish_owned(session, row_id, attempt, now, payload=payload):
-                    return "lost"  # our lease expired and another worker took over
-                person = attach(session, Person, known) if known is not None else await find_person(session, row.platform, row.sender)
-                if person is None:
-                    outcome = "unregistered"
-                    if not await _already_told(session, row, now):
-                        await notify(app, session, sender_of(row), Reply(text=UNREGISTERED_REPLY), now=now, inbox_id=row.id)
-                else:
-                    outcome = "handled"
-                    if known is None:
-                        app.lookups.remember_person(session, row.platform, row.sender, person)
-                    if person.last_platform != row.platform:
-                        person.last_platform = row.platform
-                    hc = HandlerContext(app=app, session=session, person=person, inbox_id=row.id, now=now, router=self.router)
-                    replies = await self.router.dispatch(prepared, hc)
-                    await self._deliver_replies(app, session, row, person, replies + hc.pushes, now)
-        app.metrics.handling.observe(max(0.0, (now - row.received_at).total_seconds()))
+                outcome = await self._apply(app, session, job, now)
+        if outcome != "lost":
+            app.metrics.handling.observe(max(0.0, (now - job.row.received_at).total_seconds()))
         return outcome
 
     async def handle(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None = None) -> None:
         """Process one claimed row; on error retry later or give up with a polite reply."""
+        await self._guarded(app, row_id, attempt, lambda: self.process(app, row_id, attempt, claimed))
+
+    async def _guarded(self, app: AppContext, row_id: int, attempt: int, run: Callable[[], Awaitable[str]]) -> None:
         try:
-            outcome = await self.process(app, row_id, attempt, claimed)
+            outcome = await run()
             app.metrics.handled.labels(outcome).inc()
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the worker
             app.log.exception("inbox.handler_error", inbox_id=row_id, attempt=attempt)
@@ -141,6 +171,52 @@ class Dispatcher:
             app.lookups.invalidate()  # the error may come from a stale cached row (e.g. a hospital deleted elsewhere)
             await self._record_failure(app, row_id, attempt, redact(f"{type(exc).__name__}: {exc}"))
         app.outbox_wakeup.set()
+
+    async def handle_batch(self, app: AppContext, rows: Sequence[InboxRow]) -> None:
+        """Process claimed rows (one per sender, see :func:`inbox.claim_batch`) sharing one transaction.
+
+        One commit for several messages instead of one each (on PostgreSQL a commit waits for
+        the WAL flush). Each message still commits together with its outbox rows and done
+        mark, or not at all: if anything in the shared transaction fails, it is rolled back
+        whole and every message is processed again on its own (:meth:`handle`), so a failing
+        message gets exactly the retries and apology it would get alone and the others are
+        unaffected. When an acknowledgement is waiting (``ingest_idle`` cleared) the
+        transaction is committed early and the rest goes into the next one.
+        """
+        jobs: list[_Job] = []
+        for row in rows:
+            try:
+                job = await self._job(app, row.id, row.attempts, row)
+            except Exception:  # noqa: BLE001 - preparation failed: this row goes the single way (and is retried there)
+                await self.handle(app, row.id, row.attempts, row)
+                continue
+            if job is None:
+                app.metrics.handled.labels("lost").inc()
+            else:
+                jobs.append(job)
+        while jobs:
+            await app.ingest_idle.wait()
+            now = app.clock.now()
+            done: list[tuple[_Job, str]] = []
+            try:
+                async with app.sessions() as session:
+                    async with session.begin():
+                        for job in jobs:
+                            if done and not app.ingest_idle.is_set():
+                                break  # let the waiting acknowledgement have the database
+                            done.append((job, await self._apply(app, session, job, now)))
+            except Exception:  # noqa: BLE001 - rolled back whole: each message again, alone
+                app.log.info("inbox.batch_rolled_back", rows=len(done))
+                for job in jobs[: max(1, len(done))]:
+                    await self._guarded(app, job.row.id, job.attempt, lambda job=job: self._process_job(app, job))  # type: ignore[misc]
+                jobs = jobs[max(1, len(done)) :]
+                continue
+            for job, outcome in done:
+                app.metrics.handled.labels(outcome).inc()
+                if outcome != "lost":
+                    app.metrics.handling.observe(max(0.0, (now - job.row.received_at).total_seconds()))
+            jobs = jobs[len(done) :]
+            app.outbox_wakeup.set()
 
     async def _record_failure(self, app: AppContext, row_id: int, attempt: int, error: str) -> None:
         now = app.clock.now()
@@ -159,6 +235,8 @@ class Dispatcher:
     async def work_once(self, app: AppContext) -> int:
         """Claim a batch and process it; returns how many rows were claimed."""
         owned = await inbox.claim_batch(app)
-        for row in owned:
-            await self.handle(app, row.id, row.attempts, row)
+        if len(owned) == 1:
+            await self.handle(app, owned[0].id, owned[0].attempts, owned[0])
+        elif owned:
+            await self.handle_batch(app, owned)
         return len(owned)
