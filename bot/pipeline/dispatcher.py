@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import Inbound, Reply
-from bot.pipeline import inbox
-from bot.pipeline.notify import InPlace, notify
+from bot.pipeline import inbox, outbox
+from bot.pipeline.notify import InPlace, in_place, notify
 from bot.redact import redact
 from bot.router import HandlerContext, Router
 from storage.lookups import attach, snapshot
@@ -94,11 +94,15 @@ class Dispatcher:
         return msg
 
     async def _deliver_replies(
-        self, app: AppContext, session: AsyncSession, row: InboxRow, person: Person, replies: list[Reply], now: datetime
+        self, app: AppContext, session: AsyncSession, row: InboxRow, person: Person, replies: list[Reply], now: datetime,
+        answers: list[dict[str, object]],
     ) -> None:
+        """Answers to the sender are collected in ``answers`` (inserted together before the commit); others go through notify."""
         for reply in replies:
-            to = sender_of(row) if reply.to is None or reply.to == person.key else reply.to
-            await notify(app, session, to, reply, now=now, inbox_id=row.id)
+            if reply.to is None or reply.to == person.key:
+                answers.append(in_place(sender_of(row), reply, now=now, inbox_id=row.id))
+            else:
+                await notify(app, session, reply.to, reply, now=now, inbox_id=row.id)
 
     async def _job(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None) -> _Job | None:
         """Everything done before the transaction: the row (unless the claim returned it), the sender, preprocessing.
@@ -117,8 +121,14 @@ class Dispatcher:
         prepared = await self.prepare(app, msg) if known is not None else msg
         return _Job(row, attempt, msg, prepared, known)
 
-    async def _apply(self, app: AppContext, session: AsyncSession, job: _Job, now: datetime) -> str:
-        """The message's handler writes, its outbox rows and its done mark, in the caller's transaction."""
+    async def _apply(
+        self, app: AppContext, session: AsyncSession, job: _Job, now: datetime, answers: list[dict[str, object]]
+    ) -> str:
+        """The message's handler writes, its outbox rows and its done mark, in the caller's transaction.
+
+        The answers to the sender are appended to ``answers``: the caller inserts them with
+        :func:`outbox.enqueue_many` before it commits.
+        """
         row, msg, prepared, known = job.row, job.msg, job.prepared, job.known
         # keep what preprocessing found (transcripts, speech errors) with the message
         payload = {**(row.payload or {}), "extra": prepared.extra} if prepared.extra != msg.extra else None
@@ -135,7 +145,7 @@ class Dispatcher:
             person.last_platform = row.platform
         hc = HandlerContext(app=app, session=session, person=person, inbox_id=row.id, now=now, router=self.router)
         replies = await self.router.dispatch(prepared, hc)
-        await self._deliver_replies(app, session, row, person, replies + hc.pushes, now)
+        await self._deliver_replies(app, session, row, person, replies + hc.pushes, now, answers)
         return "handled"
 
     async def process(self, app: AppContext, row_id: int, attempt: int, claimed: InboxRow | None = None) -> str:
@@ -152,7 +162,9 @@ class Dispatcher:
         now = app.clock.now()
         async with app.sessions() as session:
             async with session.begin():
-                outcome = await self._apply(app, session, job, now)
+                answers: list[dict[str, object]] = []
+                outcome = await self._apply(app, session, job, now, answers)
+                await outbox.enqueue_many(session, answers)
         if outcome != "lost":
             app.metrics.handling.observe(max(0.0, (now - job.row.received_at).total_seconds()))
         return outcome
@@ -201,10 +213,12 @@ class Dispatcher:
             try:
                 async with app.sessions() as session:
                     async with session.begin():
+                        answers: list[dict[str, object]] = []
                         for job in jobs:
                             if done and not app.ingest_idle.is_set():
                                 break  # let the waiting acknowledgement have the database
-                            done.append((job, await self._apply(app, session, job, now)))
+                            done.append((job, await self._apply(app, session, job, now, answers)))
+                        await outbox.enqueue_many(session, answers)
             except Exception:  # noqa: BLE001 - rolled back whole: each message again, alone
                 app.log.info("inbox.batch_rolled_back", rows=len(done))
                 for job in jobs[: max(1, len(done))]:

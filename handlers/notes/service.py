@@ -26,7 +26,9 @@ from handlers.accounts.service import (
 from handlers.notes.models import NoteDraft, Recorded
 from handlers.opportunities.service import (
     apply_to_opportunity,
+    create_opportunity,
     drop_if_orphan,
+    find_open_opportunity,
     open_opportunity,
     revert_opportunity_changes,
 )
@@ -181,11 +183,14 @@ async def record_note(
     if rejected:
         fields["account_rejected"] = rejected
         fields["missing"] = [*(fields.get("missing") or []), "account"]
+    # the rep's deal there, looked up before the note is written so the note is inserted linked to it
+    existing = await find_open_opportunity(session, person.id, account.id) if account is not None else None
     note = Note(
         inbox_id=inbox_id,
         author_id=person.id,
         account_id=account.id if account else None,
         contact_id=contact.id if contact else None,
+        opportunity_id=existing.id if existing is not None else None,
         source=draft.source,
         raw_text=draft.text,
         transcript=draft.transcript,
@@ -200,7 +205,7 @@ async def record_note(
     opp: Opportunity | None = None
     changed, kept = False, None
     if account is not None:
-        opp = await open_opportunity(session, person.id, account.id, actor_id=person.id, note_id=note.id, now=now)
+        opp = existing or await create_opportunity(session, person.id, account.id, actor_id=person.id, note_id=note.id, now=now)
         note.opportunity_id = opp.id
         changed, kept = await apply_to_opportunity(session, opp, stage=draft.stage, amount=draft.amount, stages=rules.stages,
                                                    actor_id=person.id, note_id=note.id, now=now)
