@@ -1,9 +1,14 @@
-"""Turning one claimed inbox row into handler work and outbox rows, in one transaction.
+"""Turning claimed inbox rows into handler work and outbox rows: each message's in one transaction.
 
 Slow preparation that needs no database (downloading and transcribing a voice memo)
 runs first, outside the transaction, through the registered preprocessors; SQLite holds
 its write lock for the whole transaction and new callbacks must not wait behind a
 transcription. The dispatcher knows the router it was given, not which features exist.
+
+Round trips are what a message costs (on SQLite each also holds the one writer): the
+claim returns whole rows, the sender comes from the per-process cache
+(:mod:`storage.lookups`), ownership is checked by the done mark itself, the rows of one
+claim (one per sender) share a transaction, and their answers are inserted together.
 """
 
 from __future__ import annotations
