@@ -103,7 +103,8 @@ async def learn_alias(session: AsyncSession, account: Account, written: str, *, 
     written = written.strip()
     if written == account.name or written in (account.aliases or []):
         return
-    await session.refresh(account)
+    if not session.is_modified(account):  # unflushed changes of this transaction are newer than any re-read
+        await session.refresh(account)
     if written == account.name or written in (account.aliases or []):
         return
     old = list(account.aliases or [])
