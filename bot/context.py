@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import Config
 from bot.metrics import Metrics
+from storage.lookups import Lookups
 
 if TYPE_CHECKING:
     from bot.channels.base import Channel
@@ -36,6 +37,11 @@ class AppContext:
     ingest_idle: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))  # cleared while callbacks wait to be stored
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     log: Any = field(default_factory=lambda: structlog.get_logger("genjin"))
+    lookups: Lookups = field(init=False)  # people and accounts cached per process (storage.lookups says how staleness is bounded)
+
+    def __post_init__(self) -> None:
+        self.lookups = Lookups(self.clock.now)
+        self.lookups.watch(self.sessions)
 
     def channel(self, platform: str) -> Channel:
         try:

@@ -33,7 +33,15 @@ def _give_up(app: AppContext, row: OutboxRow, temporary: bool) -> str:
     return ""
 
 
-async def deliver(app: AppContext, row: OutboxRow) -> None:
+Outcome = dict[str, object]
+
+#: Outcomes are written in batches; one is never left unrecorded longer than this while
+#: later rows are still being sent (a crash before it is written sends that row again).
+RECORD_WITHIN = timedelta(seconds=0.5)
+
+
+async def deliver(app: AppContext, row: OutboxRow) -> Outcome:
+    """Send one row; returns the columns that record the outcome (the caller writes them)."""
     out = Outbound(
         id=row.id,
         platform=row.platform,
@@ -50,7 +58,7 @@ async def deliver(app: AppContext, row: OutboxRow) -> None:
         reason = redact(exc.reason)
         app.metrics.outbound.labels(row.platform, "failed").inc()
         log.warning("outbox.failed", reason=reason)
-        await outbox.finish(app, row.id, status="failed", last_error=reason[:2000], lease_until=None)
+        return {"status": "failed", "last_error": reason[:2000], "lease_until": None}
     except Exception as exc:  # noqa: BLE001 - anything else is worth another try
         temporary = isinstance(exc, TemporaryFailure)
         reason = redact(exc.reason if isinstance(exc, TemporaryFailure) else f"{type(exc).__name__}: {exc}")
@@ -59,29 +67,36 @@ async def deliver(app: AppContext, row: OutboxRow) -> None:
         if give_up:
             app.metrics.outbound.labels(row.platform, "failed").inc()
             log.warning("outbox.gave_up", reason=reason)
-            await outbox.finish(app, row.id, status="failed", last_error=f"gave up {give_up}: {reason}"[:2000], lease_until=None)
-            return
+            return {"status": "failed", "last_error": f"gave up {give_up}: {reason}"[:2000], "lease_until": None}
         delay = retry_after if retry_after is not None else outbox.backoff(app, row.attempts)
         app.metrics.outbound.labels(row.platform, "retry").inc()
         log.info("outbox.retry", reason=reason, delay=delay)
-        await outbox.finish(
-            app,
-            row.id,
-            status="pending",
-            last_error=reason[:2000],
-            lease_until=None,
-            next_attempt_at=app.clock.now() + timedelta(seconds=delay),
-        )
-    else:
-        now = app.clock.now()
-        app.metrics.outbound.labels(row.platform, "sent").inc()
-        app.metrics.outbox_lag.observe(max(0.0, (now - row.created_at).total_seconds()))
-        await outbox.finish(app, row.id, status="sent", sent_at=now, lease_until=None, last_error="")
+        return {
+            "status": "pending",
+            "last_error": reason[:2000],
+            "lease_until": None,
+            "next_attempt_at": app.clock.now() + timedelta(seconds=delay),
+        }
+    now = app.clock.now()
+    app.metrics.outbound.labels(row.platform, "sent").inc()
+    app.metrics.outbox_lag.observe(max(0.0, (now - row.created_at).total_seconds()))
+    return {"status": "sent", "sent_at": now, "lease_until": None, "last_error": ""}
 
 
 async def drain_once(app: AppContext) -> int:
-    """Deliver every row that is due now on this node's channels; returns how many were attempted."""
+    """Deliver every row that is due now on this node's channels; returns how many were attempted.
+
+    Outcomes are recorded together at the end of the batch (or sooner, see ``RECORD_WITHIN``).
+    """
     rows = await outbox.claim(app, app.channels)
+    outcomes: list[tuple[int, Outcome]] = []
+    first_unrecorded = app.clock.now()
     for row in rows:
-        await deliver(app, row)
+        if outcomes and app.clock.now() - first_unrecorded >= RECORD_WITHIN:
+            await outbox.finish(app, outcomes)
+            outcomes = []
+        if not outcomes:
+            first_unrecorded = app.clock.now()
+        outcomes.append((row.id, await deliver(app, row)))
+    await outbox.finish(app, outcomes)
     return len(rows)

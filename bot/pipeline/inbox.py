@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import Accepted, Inbound, Kind, bounded_key
@@ -236,12 +237,14 @@ def _claimable(now: datetime) -> Any:
     return lambda row: and_(row.status.in_(UNFINISHED), or_(row.lease_until.is_(None), row.lease_until <= now))
 
 
-async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
-    """Claim up to ``limit`` rows; returns (id, attempt) pairs this worker now owns.
+async def claim_batch(app: AppContext, limit: int = 10) -> list[InboxRow]:
+    """Claim up to ``limit`` rows in one statement; returns them whole (detached), in id order.
 
-    A claim is a write transaction too (and is tried on every wakeup, also when every row
-    is blocked behind its sender's earlier one), so it waits for the acknowledgement path
-    like the handlers do (see :class:`Ingestor`).
+    Returning the rows saves the dispatcher a read per message: it has the text, sender and
+    attempt number it needs before its transaction, and checks ownership inside it with
+    the done mark itself (:func:`finish_owned`). A claim is a write transaction too (and is
+    tried on every wakeup, also when every row is blocked behind its sender's earlier one),
+    so it waits for the acknowledgement path like the handlers do (see :class:`Ingestor`).
     """
     await app.ingest_idle.wait()
     now = app.clock.now()
@@ -256,12 +259,38 @@ async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
                     "lease_until": now + timedelta(seconds=app.config.pipeline.lease_seconds),
                     "attempts": InboxRow.attempts + 1,
                 },
-                returning=(InboxRow.id, InboxRow.attempts),
+                returning=(InboxRow,),
                 limit=limit,
                 in_order_by=("platform", "sender"),
                 unfinished=lambda row: row.status.in_(UNFINISHED),
             )
-    return sorted((row_id, attempt) for row_id, attempt in owned)
+    return sorted(owned, key=lambda row: row.id)
+
+
+async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
+    """Claim up to ``limit`` rows; returns (id, attempt) pairs this worker now owns."""
+    return [(row.id, row.attempts) for row in await claim_batch(app, limit)]
+
+
+async def finish_owned(session: AsyncSession, row_id: int, attempt: int, now: datetime, *, payload: dict[str, Any] | None = None) -> bool:
+    """Mark the row done in the caller's transaction if this worker still owns it; False if it lost it.
+
+    One conditional ``UPDATE`` does both the ownership check and the done mark: it locks the
+    row for the rest of the transaction (as ``SELECT … FOR UPDATE`` did), so a worker whose
+    lease was taken over changes nothing, and if the handler fails the mark rolls back with
+    everything else.
+    """
+    values: dict[str, Any] = {"status": "done", "processed_at": now, "lease_until": None, "error": ""}
+    if payload is not None:
+        values["payload"] = payload
+    stmt = (
+        update(InboxRow)
+        .where(InboxRow.id == row_id, InboxRow.status == "processing", InboxRow.attempts == attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def owned(row: InboxRow | None, attempt: int) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import Reply
-from bot.pipeline.outbox import enqueue
+from bot.pipeline.outbox import add_row, enqueue, row_values
 from cards.model import Card
 from storage.models import OutboxRow, Person, Team
 from storage.people import person_by_key, route_to
@@ -68,6 +68,13 @@ class ToRole:
 
 Recipient = Union[Person, str, InPlace, ToTeam, ToRole]
 """A person, a person's org key, a conversation, a team or a role."""
+
+
+def in_place(to: InPlace, reply: Reply, *, now: datetime, inbox_id: int | None = None) -> dict[str, object]:
+    """The outbox row of ``notify(to=InPlace…)`` as values, for a caller that inserts several at once
+    (the dispatcher: a batch of messages' answers in one statement, :func:`bot.pipeline.outbox.enqueue_many`)."""
+    return row_values(platform=to.platform, recipient=to.recipient, conversation=to.conversation,
+                      reply=reply, inbox_id=inbox_id, context=dict(to.context), now=now)
 
 
 async def _people(session: AsyncSession, to: Recipient) -> list[Person] | str:
@@ -111,10 +118,7 @@ async def notify(
     makes it once-only per recipient.
     """
     if isinstance(to, InPlace):
-        return [
-            enqueue(session, platform=to.platform, recipient=to.recipient, conversation=to.conversation,
-                    reply=reply, inbox_id=inbox_id, context=dict(to.context), now=now)
-        ]
+        return [add_row(session, in_place(to, reply, now=now, inbox_id=inbox_id))]
     people = await _people(session, to)
     if isinstance(people, str):
         return [_unroutable(app, session, str(getattr(to, "key", to)), reply, people, inbox_id=inbox_id, now=now)]

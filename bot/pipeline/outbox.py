@@ -8,11 +8,11 @@ still undelivered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import and_, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
@@ -24,6 +24,33 @@ UNFINISHED = ("pending", "sending")
 LOCAL = Platform.LOCAL.value
 #: Outbox context key set by ``genjin outbox retry``: the age limit counts from here.
 REQUEUED_AT = "requeued_at"
+
+
+def row_values(
+    *,
+    platform: str,
+    recipient: str,
+    reply: Reply,
+    conversation: str = "",
+    inbox_id: int | None = None,
+    context: dict[str, object] | None = None,
+    now: datetime,
+    status: str = "pending",
+    last_error: str = "",
+) -> dict[str, object]:
+    """The columns of one new outbox row (for :func:`enqueue` and :func:`enqueue_many`)."""
+    return {
+        "platform": platform,
+        "recipient": recipient,
+        "conversation": conversation,
+        "payload": reply.to_payload(),
+        "context": dict(context or {}),
+        "inbox_id": inbox_id,
+        "next_attempt_at": now,
+        "created_at": now,
+        "status": status,
+        "last_error": last_error,
+    }
 
 
 def enqueue(
@@ -40,20 +67,21 @@ def enqueue(
     last_error: str = "",
 ) -> OutboxRow:
     """Add one outbox row to the caller's transaction (use :func:`bot.pipeline.notify.notify` to address people)."""
-    row = OutboxRow(
-        platform=platform,
-        recipient=recipient,
-        conversation=conversation,
-        payload=reply.to_payload(),
-        context=dict(context or {}),
-        inbox_id=inbox_id,
-        next_attempt_at=now,
-        created_at=now,
-        status=status,
-        last_error=last_error,
-    )
+    return add_row(session, row_values(platform=platform, recipient=recipient, reply=reply, conversation=conversation,
+                                       inbox_id=inbox_id, context=context, now=now, status=status, last_error=last_error))
+
+
+def add_row(session: AsyncSession, values: dict[str, object]) -> OutboxRow:
+    """Add the outbox row with ``values`` (from :func:`row_values`) to the caller's transaction."""
+    row = OutboxRow(**values)
     session.add(row)
     return row
+
+
+async def enqueue_many(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Insert several outbox rows (from :func:`row_values`) in one statement, in the caller's transaction."""
+    if rows:
+        await session.execute(insert(OutboxRow), list(rows))
 
 
 def backoff(app: AppContext, attempts: int) -> float:
@@ -103,11 +131,21 @@ async def claim(app: AppContext, platforms: Iterable[str], limit: int = 20) -> l
     return sorted(claimed, key=lambda row: row.id)
 
 
-async def finish(app: AppContext, row_id: int, **values: object) -> None:
-    """Record a delivery outcome (sent, failed, or pending again with the next attempt time)."""
+async def finish(app: AppContext, outcomes: Sequence[tuple[int, dict[str, object]]]) -> None:
+    """Record delivery outcomes (sent, failed, or pending again with the next attempt time) in one transaction.
+
+    Outcomes with the same columns go in one executemany ``UPDATE`` by primary key, so a
+    batch of replies costs one write transaction instead of one each.
+    """
+    if not outcomes:
+        return
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row_id, values in outcomes:
+        groups.setdefault(tuple(sorted(values)), []).append({"id": row_id, **values})
     async with app.sessions() as session:
         async with session.begin():
-            await session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
+            for params in groups.values():
+                await session.execute(update(OutboxRow), params)
 
 
 def queued_since(row: OutboxRow) -> datetime:

@@ -14,17 +14,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit import audit
 from storage.db import insert_unique
+from storage.lookups import Lookups, attach
 from storage.models import Account, Contact, Note, Opportunity
 from storage.scope import Scope
 
 OPEN = "open"
 
 
-async def find_account(session: AsyncSession, written: str, canonical: Callable[[str], str]) -> Account | None:
-    """The account a rep means by ``written``: canonical name first, then stored aliases."""
+async def find_account(
+    session: AsyncSession, written: str, canonical: Callable[[str], str], lookups: Lookups | None = None
+) -> Account | None:
+    """The account a rep means by ``written``: canonical name first, then stored aliases.
+
+    With ``lookups`` (the app's per-process cache) a name resolved before costs no query;
+    a miss reads the database and the answer is cached once this transaction commits.
+    """
     written = written.strip()
     if not written:
         return None
+    if lookups is not None:
+        cached = lookups.account(written)
+        if cached is not None:
+            return attach(session, Account, cached)
+    found = await _find_account(session, written, canonical)
+    if found is not None and lookups is not None:
+        lookups.remember_account(session, written, found)
+    return found
+
+
+async def _find_account(session: AsyncSession, written: str, canonical: Callable[[str], str]) -> Account | None:
     canon = canonical(written)
     names = {canon, written}
     found = await session.scalar(select(Account).where(Account.name.in_(names)).order_by(Account.id).limit(1))
@@ -58,10 +76,11 @@ async def resolve_account(
     *,
     actor_id: int | None,
     now: datetime,
+    lookups: Lookups | None = None,
 ) -> tuple[Account, bool]:
     """Find or create the account; remember a new way of writing it as an alias."""
     written = written.strip()
-    account = await find_account(session, written, canonical)
+    account = await find_account(session, written, canonical, lookups)
     if account is None:
         canon = canonical(written)
         new = Account(name=canon[:128], aliases=[written] if written != canon else [], created_at=now)
@@ -71,12 +90,27 @@ async def resolve_account(
         await audit(session, actor_id=actor_id, entity="account", entity_id=account.id, field_name="created",
                     old=None, new=account.name, note_id=None, now=now)
         return account, True
-    if written != account.name and written not in (account.aliases or []):
-        old = list(account.aliases or [])
-        account.aliases = [*old, written]
-        await audit(session, actor_id=actor_id, entity="account", entity_id=account.id, field_name="aliases",
-                    old=",".join(old), new=",".join(account.aliases), note_id=None, now=now)
+    await learn_alias(session, account, written, actor_id=actor_id, now=now)
     return account, False
+
+
+async def learn_alias(session: AsyncSession, account: Account, written: str, *, actor_id: int | None, now: datetime) -> None:
+    """Remember ``written`` as a way of writing ``account`` if it is a new one.
+
+    The account is re-read before it changes: it may come from the per-process cache, and
+    appending to an old copy of the list would drop an alias another node added.
+    """
+    written = written.strip()
+    if written == account.name or written in (account.aliases or []):
+        return
+    if not session.is_modified(account):  # unflushed changes of this transaction are newer than any re-read
+        await session.refresh(account)
+    if written == account.name or written in (account.aliases or []):
+        return
+    old = list(account.aliases or [])
+    account.aliases = [*old, written]
+    await audit(session, actor_id=actor_id, entity="account", entity_id=account.id, field_name="aliases",
+                old=",".join(old), new=",".join(account.aliases), note_id=None, now=now)
 
 async def account_from_contacts(session: AsyncSession, author_id: int, names: Sequence[str]) -> Account | None:
     """Guess the hospital from a contact the rep has written about before, if that is unambiguous."""

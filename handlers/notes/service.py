@@ -19,13 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.accounts.service import (
     account_from_contacts,
     find_account,
+    learn_alias,
     resolve_account,
     resolve_contact,
 )
 from handlers.notes.models import NoteDraft, Recorded
 from handlers.opportunities.service import (
     apply_to_opportunity,
+    create_opportunity,
     drop_if_orphan,
+    find_open_opportunity,
     open_opportunity,
     revert_opportunity_changes,
 )
@@ -38,6 +41,7 @@ from handlers.tasks.service import (
     set_task_status,
 )
 from storage.audit import audit
+from storage.lookups import Lookups
 from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
 
 if TYPE_CHECKING:
@@ -59,6 +63,7 @@ class NoteRules:
     deals: DealHooks | None = None  # escalations: a note is a counting activity on its deal
     known: Callable[[str], bool] = lambda _name: True
     shaped: Callable[[str], bool] = lambda _name: True
+    lookups: Lookups | None = None  # the app's per-process cache of hospitals by written name
 
 
 _EN_HOSPITAL_SUFFIX = re.compile(r"(?i)\s+(?:hospital|medical center|hosp\.?)$")
@@ -111,7 +116,7 @@ def note_rules(app: AppContext) -> NoteRules:
     return NoteRules(
         canonical=lambda name: canonical_hospital(lexicon, name), stages=lexicon.stage_order, policy=policy(app),
         known=lambda name: known_hospital(lexicon, name), shaped=lambda name: hospital_shaped(lexicon, name),
-        deals=deal_hooks(app),
+        deals=deal_hooks(app), lookups=app.lookups,
     )
 
 
@@ -148,10 +153,15 @@ async def record_note(
     rejected: str | None = None  # not a hospital name at all ("XX医院")
     unsure = "account" in draft.unsure  # heard unsure in a voice memo: pending like a new hospital, known or not
     if draft.account:
-        account = await find_account(session, draft.account, rules.canonical)
+        account = await find_account(session, draft.account, rules.canonical, rules.lookups)
         real = account is not None or rules.known(draft.account)
         if real and not unsure:
-            account, _ = await resolve_account(session, draft.account, rules.canonical, actor_id=person.id, now=now)
+            if account is not None:
+                await learn_alias(session, account, draft.account, actor_id=person.id, now=now)
+            else:
+                account, _ = await resolve_account(
+                    session, draft.account, rules.canonical, actor_id=person.id, now=now, lookups=rules.lookups
+                )
         elif real or rules.shaped(draft.account):
             account = None
             pending = draft.account.strip()
@@ -180,11 +190,14 @@ async def record_note(
     if rejected:
         fields["account_rejected"] = rejected
         fields["missing"] = [*(fields.get("missing") or []), "account"]
+    # the rep's deal there, looked up before the note is written so the note is inserted linked to it
+    existing = await find_open_opportunity(session, person.id, account.id) if account is not None else None
     note = Note(
         inbox_id=inbox_id,
         author_id=person.id,
         account_id=account.id if account else None,
         contact_id=contact.id if contact else None,
+        opportunity_id=existing.id if existing is not None else None,
         source=draft.source,
         raw_text=draft.text,
         transcript=draft.transcript,
@@ -199,7 +212,7 @@ async def record_note(
     opp: Opportunity | None = None
     changed, kept = False, None
     if account is not None:
-        opp = await open_opportunity(session, person.id, account.id, actor_id=person.id, note_id=note.id, now=now)
+        opp = existing or await create_opportunity(session, person.id, account.id, actor_id=person.id, note_id=note.id, now=now)
         note.opportunity_id = opp.id
         changed, kept = await apply_to_opportunity(session, opp, stage=draft.stage, amount=draft.amount, stages=rules.stages,
                                                    actor_id=person.id, note_id=note.id, now=now)
@@ -233,7 +246,7 @@ async def attach_account(
     When the note had been filed under another hospital, what it changed there is reverted
     and an opportunity it alone created is removed, so a typo leaves no phantom deal.
     """
-    account, _ = await resolve_account(session, written, rules.canonical, actor_id=actor_id, now=now)
+    account, _ = await resolve_account(session, written, rules.canonical, actor_id=actor_id, now=now, lookups=rules.lookups)
     old_opp_id = note.opportunity_id
     if note.account_id == account.id and old_opp_id is not None:
         opp = await session.get(Opportunity, old_opp_id)

@@ -31,21 +31,33 @@ async def open_opportunity(
     session: AsyncSession, owner_id: int, account_id: int, *, actor_id: int | None, note_id: int | None, now: datetime
 ) -> Opportunity:
     """The rep's open opportunity at this hospital, created on first mention."""
-    opp = await session.scalar(
+    opp = await find_open_opportunity(session, owner_id, account_id)
+    if opp is None:
+        opp = await create_opportunity(session, owner_id, account_id, actor_id=actor_id, note_id=note_id, now=now)
+    return opp
+
+
+async def find_open_opportunity(session: AsyncSession, owner_id: int, account_id: int) -> Opportunity | None:
+    return await session.scalar(
         select(Opportunity)
         .where(Opportunity.owner_id == owner_id, Opportunity.account_id == account_id, Opportunity.status == OPEN)
         .order_by(Opportunity.id.desc())
         .limit(1)
     )
-    if opp is None:
-        opp = Opportunity(
-            account_id=account_id, owner_id=owner_id, stage=None, status=OPEN,
-            stage_changed_at=now, last_activity_at=now, created_at=now,
-        )
-        session.add(opp)
-        await session.flush()
-        await audit(session, actor_id=actor_id, entity="opportunity", entity_id=opp.id, field_name="created",
-                    old=None, new=str(account_id), note_id=note_id, now=now)
+
+
+async def create_opportunity(
+    session: AsyncSession, owner_id: int, account_id: int, *, actor_id: int | None, note_id: int | None, now: datetime
+) -> Opportunity:
+    """A new open opportunity, audited as created by ``note_id``."""
+    opp = Opportunity(
+        account_id=account_id, owner_id=owner_id, stage=None, status=OPEN,
+        stage_changed_at=now, last_activity_at=now, created_at=now,
+    )
+    session.add(opp)
+    await session.flush()
+    await audit(session, actor_id=actor_id, entity="opportunity", entity_id=opp.id, field_name="created",
+                old=None, new=str(account_id), note_id=note_id, now=now)
     return opp
 
 async def set_stage(
