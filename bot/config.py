@@ -92,6 +92,7 @@ class SpeechSection(_Section):
     trim_memory: bool = Field(True, description="give freed decoder memory back to the OS after each memo (~20 ms)")
     repair_loops: bool = Field(True, description="collapse decoder repetition loops and cut copied prompt text out of transcripts")
     context_correction: bool = Field(True, description="also correct hospital names, brands near price words and surnames before titles, from the whole lexicon ([nlp] lexicon_dir)")
+    spell_numbers: bool = Field(True, description="write numbers as spoken Chinese numerals (120万 → 一百二十万); the extractor reads both")
 
 
 class NotesConfig(_Section):

@@ -45,6 +45,7 @@ def speech_config(section: SpeechSection, lexicon_dir: str = "") -> SpeechConfig
         trim_memory=section.trim_memory,
         repair_loops=section.repair_loops,
         context_correction=section.context_correction,
+        spell_numbers=section.spell_numbers,
         lexicon_dir=lexicon_dir or None,
     )
 

@@ -179,6 +179,9 @@ _PUNCT = "，,。.！!？?、；;：: "
 class ContextTerms:
     """Lexicon terms grouped by the context that licenses correcting to them (see module doc).
 
+    ``terms``: every term of the lexicon (stage, concern and cue keywords, holidays, hospital
+    aliases… — ``Lexicon.terms()``), corrected like hotwords: the prompt has room for few of them.
+
     ``hospitals``: hospital names ending in an anchor (华山医院, 市一院): corrected anywhere, since
     the anchor is part of the window. ``brands`` may also be corrected from a pure homophone (no
     shared character) when a price/competitor cue (``brand_cues``) is within ``BRAND_REACH``
@@ -190,6 +193,7 @@ class ContextTerms:
     brand_cues: tuple[str, ...] = ()
     surnames: tuple[str, ...] = ()
     titles: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
 
 
 BRAND_REACH: Final = 12
@@ -210,8 +214,9 @@ def context_terms(lexicon: object) -> ContextTerms:
             cues.extend(k for k in group.keywords if _CJK.match(k))
     people = lexicon.people  # type: ignore[attr-defined]
     titles = tuple(t for t in people.titles if len(t) >= 2)
+    terms = tuple(t for t in lexicon.terms() if _CJK.match(t) and 2 <= len(t) <= 8)  # type: ignore[attr-defined]
     return ContextTerms(hospitals=hospitals, brands=brands, brand_cues=tuple(dict.fromkeys(cues)),
-                        surnames=tuple(people.ranked_surnames), titles=titles)
+                        surnames=tuple(people.ranked_surnames), titles=titles, terms=terms)
 
 
 def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
@@ -241,6 +246,34 @@ def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
     return found
 
 
+# 周 (zhou1) before a weekday is often heard as 中 (zhong1): 周三前 → 中三前, 上周五 → 上中午.
+_WEEKDAY_HEARD = re.compile(r"中([一二三四五午])")
+_BEFORE_DEADLINE = ("前", "之前", "以前")
+_DAY_WORDS = re.compile(r"(天|号|日|早|周.|拜.|期.)$")
+
+
+def _weekday_edits(text: str) -> list[tuple[int, int, str, str]]:
+    """``中N`` → ``周N`` (N 一…五) unless 中 ends a word (其中一台, 集中一下); ``中午`` → ``周五``
+    only where noon makes no sense: after 上/下/本/这 (上中午) or before a deadline word with no day
+    in front (中午前给答复, but 明天中午前 stays).
+    """
+    found: list[tuple[int, int, str, str]] = []
+    for match in _WEEKDAY_HEARD.finditer(text):
+        i, digit = match.start(), match.group(1)
+        prev = text[i - 1] if i else ""
+        if prev and is_common_word(prev + "中"):
+            continue
+        if digit == "午":
+            after = text[match.end() : match.end() + 2]
+            after_prev = bool(prev) and prev in "上下本这"
+            deadline = after.startswith(_BEFORE_DEADLINE) and not _DAY_WORDS.search(text[max(0, i - 3) : i])
+            if not (after_prev or deadline):
+                continue
+            digit = "五"
+        found.append((i, i + 2, match.group(0), "周" + digit))
+    return found
+
+
 def _surname_edits(text: str, surnames: Sequence[str], titles: Sequence[str]) -> list[tuple[int, int, str, str]]:
     fixed = correct_surnames(text, surnames, titles)
     return [(i, i + 1, a, b) for i, (a, b) in enumerate(zip(text, fixed)) if a != b]
@@ -254,7 +287,7 @@ def correct_in_context(text: str, terms: Sequence[str], context: ContextTerms | 
     """
     if context is None:
         return correct_terms_with_edits(text, terms)
-    text, edits = correct_terms_with_edits(text, [*terms, *context.hospitals])
+    text, edits = correct_terms_with_edits(text, [*terms, *context.hospitals, *context.terms])
     locked = [False] * len(text)
     for start, end, _ in edits:
         for i in range(start, end):
@@ -263,6 +296,12 @@ def correct_in_context(text: str, terms: Sequence[str], context: ContextTerms | 
     for start, end, heard, brand in _brand_homophones(text, context.brands, context.brand_cues, locked):
         chars[start:end] = list(brand)
         edits.append((start, end, heard))
+    text = "".join(chars)
+    chars = list(text)
+    for start, end, heard, fixed in _weekday_edits(text):
+        if not any(s < end and start < e for s, e, _ in edits):
+            chars[start:end] = list(fixed)
+            edits.append((start, end, heard))
     text = "".join(chars)
     if context.surnames and context.titles:
         chars = list(text)
