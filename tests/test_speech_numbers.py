@@ -22,6 +22,7 @@ from nlp.speech.phonetic import is_common_word, pinyin, readings, tone3
     ("PET-CT和5G V3", "PET-CT和5G V3"),
     ("报12万8", "报十二万八"),
     ("已经是一百二十万", "已经是一百二十万"),
+    ("采购一点2个亿", "采购一点二个亿"),
 ])
 def test_numbers_are_written_as_spoken(text: str, spoken: str) -> None:
     assert spell_numbers(text) == spoken
@@ -55,3 +56,9 @@ def test_pinyin_tables_match_by_any_reading() -> None:
     assert is_common_word("大家") and not is_common_word("连影")
     # 都 read du1 in 首都 but dou1 by default: a window misheard from it still matches.
     assert correct_terms("首度医科大学", ["首都医科大学"]) == "首都医科大学"
+
+
+@pytest.mark.parametrize("heard", ["按去年的价格报", "回款还差四十万", "客户问能不能月底前到货"])
+def test_heard_windows_match_by_their_usual_reading_only(heard: str) -> None:
+    """的/差/不 have rare readings (di, jie, fu); matching by them rewrote real speech."""
+    assert correct_terms(heard, ["低价", "还价", "付款", "能付"]) == heard

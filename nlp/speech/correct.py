@@ -66,8 +66,17 @@ def _pinyin(text: str) -> tuple[str, ...]:
 
 
 def _sounds(text: str) -> tuple[tuple[str, ...], ...]:
-    """Every reading of each character: polyphones (重, 行, 都) match by any of them."""
+    """Every reading of each character of a lexicon term: its polyphones (重, 行, 都) match by any.
+
+    A transcript window is compared by its most common reading only (:func:`_heard`): whisper
+    writes a character for the sound it heard, and letting 的/不/差 match by their rare readings
+    (di, fu, jie) rewrote 去年的价格 to 去年低价格.
+    """
     return tuple(readings(ch) for ch in text)
+
+
+def _heard(text: str) -> tuple[tuple[str, ...], ...]:
+    return tuple((syllable,) for syllable in pinyin(text))
 
 
 def _best_score(a: Sequence[str], b: Sequence[str]) -> float:
@@ -103,7 +112,7 @@ def correct_terms_with_edits(text: str, terms: Sequence[str]) -> tuple[str, list
     if not candidates or not text:
         return text, []
     chars = list(text)
-    text_py = _sounds(text)
+    text_py = _heard(text)
     locked = [False] * len(chars)
     edits: list[tuple[int, int, str]] = []
     for term in candidates:  # exact occurrences are right by definition: protect them
@@ -225,7 +234,7 @@ def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
     cue_at = [m.start() for cue in cues for m in re.finditer(re.escape(cue), text)]
     if not cue_at:
         return []
-    text_py = [{s.rstrip("012345") for s in sounds} for sounds in _sounds(text)]
+    text_py = [{s.rstrip("012345") for s in sounds} for sounds in _heard(text)]
     found: list[tuple[int, int, str, str]] = []
     for brand in sorted(brands, key=len, reverse=True):
         brand_py = [{s.rstrip("012345") for s in sounds} for sounds in _sounds(brand)]

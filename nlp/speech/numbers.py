@@ -9,8 +9,8 @@ is a character error against the spoken words). One form, the spoken one, for ev
   120 → 一百二十, 2005 → 两千零五, 35000 → 三万五千); a lone 2 before a measure word is 两
   (2台 → 两台) and a leading 2 before 百/千/万 is 两 (220 → 两百二十), as people say them;
 - a decimal reads its fraction digit by digit (86.5 → 八十六点五); ``N%`` is 百分之N;
-- longer numbers, numbers with a leading zero (phone numbers, codes) and years (2026年) are read
-  digit by digit (二零二六年).
+- longer numbers, numbers with a leading zero (phone numbers, codes), years (2026年) and digits
+  after a written 点 (一点2个亿 → 一点二个亿) are read digit by digit (二零二六年).
 
 Digits inside Latin words (PET-CT, V3, 5G) are left alone.
 """
@@ -73,7 +73,8 @@ def _spell(match: re.Match[str], text: str) -> str:
     after = text[match.end() : match.end() + 1]
     if not percent and not fraction and after == "年" and len(whole) == 4:
         return _digit_by_digit(whole)  # a year: 二零二六年
-    if len(whole) > 8 or (len(whole) > 1 and whole.startswith("0")):
+    before = text[match.start() - 1 : match.start()]
+    if len(whole) > 8 or (len(whole) > 1 and whole.startswith("0")) or before == "点":
         spoken = _digit_by_digit(whole)
     else:
         spoken = spell_integer(int(whole))
