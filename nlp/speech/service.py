@@ -51,6 +51,7 @@ from nlp.speech.backends import DecodeOptions, Engine, RawSegment
 from nlp.speech.correct import ContextTerms, context_terms, correct_in_context
 from nlp.speech.errors import SpeechError
 from nlp.speech.numbers import spell_numbers
+from nlp.speech.phonetic import load_tables
 from nlp.speech.spans import Span, Tracked, uncertain
 from nlp.speech.split import piece_count, split
 from nlp.speech.text import (
@@ -238,6 +239,8 @@ class LocalSpeechToText:
                     started = time.perf_counter()
                     engine = load_engine(self.config)
                     self.context()
+                    if self.config.correct_terms:
+                        load_tables()
                     if self.config.warm_on_load:
                         _warm(engine, self.config)
                     self._engine = engine
