@@ -1,7 +1,7 @@
 """Speech-to-text benchmark: default vs previous configuration side by side, on several voice sets.
 
 usage: python benchmarks/stt_bench.py [--sets A.jsonl ...] [--configs default previous ...]
-         [--runs 10] [--limit N] [--pred-out DIR] [--max-cer 0.15]
+         [--runs 10] [--limit N] [--pred-out DIR] [--max-cer 0.15] [--show-errors]
 
 For each configuration (``CONFIGS`` below; "previous" is the configuration before issue 16) a
 child process loads the model, transcribes every memo of every set and reports CER (the
@@ -10,6 +10,9 @@ and peak RSS (ru_maxrss: that configuration alone). Then, in one process holding
 configurations, a ~21 s memo (dev memos joined frame by frame) is transcribed ``--runs`` times per
 configuration, alternating run by run so background load hits all alike: p50/p95 of that are
 the recogniser's share of arrival → note card. The load average is printed before and after.
+``--show-errors`` prints, per memo with errors, what was said and what was heard (``[said→heard]``
+for each differing stretch) for the first configuration, to find error classes (never tune on
+the blind set).
 
 Sets: the shared dev memos (voice-dev), the synthetic dev set (tests/data/voice-gen-dev) and the
 synthetic blind set (tests/data/voice-gen-blind, never tuned on). Each JSONL names its memos'
@@ -47,7 +50,8 @@ _DEFAULT = SpeechConfig()
 # The configuration before issue 16: one piece per memo, beam 5 at any length, no word probabilities,
 # no warm-up decode, plain pinyin term correction only, no loop/prompt-leak repair, no heap trimming.
 PREVIOUS = replace(_DEFAULT, parallel_pieces=1, long_beam_size=_DEFAULT.beam_size, word_probabilities=False,
-                   warm_on_load=False, context_correction=False, repair_loops=False, trim_memory=False)
+                   warm_on_load=False, context_correction=False, repair_loops=False, trim_memory=False,
+                   spell_numbers=False)
 CONFIGS: dict[str, SpeechConfig] = {
     "default": _DEFAULT,
     "previous": PREVIOUS,
@@ -60,6 +64,7 @@ CONFIGS: dict[str, SpeechConfig] = {
     "default-nohotprompt": replace(_DEFAULT, prompt_hotword_chars=0),
     "default-1piece": replace(_DEFAULT, parallel_pieces=1),
     "default-noloops": replace(_DEFAULT, repair_loops=False),
+    "default-nonumbers": replace(_DEFAULT, spell_numbers=False),
 }
 
 
@@ -120,6 +125,8 @@ def _run(config: SpeechConfig, sets: list[Path], limit: int, hotwords: list[str]
             preds.append({"id": memo["id"], "file": memo["file"], "text": text})
             e, n = char_errors(memo["spoken"], text)
             errors, chars = errors + e, chars + n
+            if e:
+                result.setdefault("errors", {}).setdefault(voice.stem, []).append((memo["id"], e, memo["spoken"], text))
         if pred_out is not None:
             (pred_out / f"{voice.stem}.jsonl").write_text(
                 "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds), encoding="utf-8")
@@ -161,6 +168,16 @@ def latency(configs: dict[str, SpeechConfig], memo: bytes, hotwords: list[str], 
     return times
 
 
+def diff_line(said: str, heard: str) -> str:
+    """``said`` with each differing stretch shown as ``[said→heard]``."""
+    from difflib import SequenceMatcher  # noqa: PLC0415
+
+    out = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, said, heard, autojunk=False).get_opcodes():
+        out.append(said[i1:i2] if tag == "equal" else f"[{said[i1:i2]}→{heard[j1:j2]}]")
+    return "".join(out)
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
@@ -174,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="memos per set (0: all)")
     ap.add_argument("--pred-out", type=Path, default=None, help="directory for per-run prediction JSONL")
     ap.add_argument("--max-cer", type=float, default=0.15, help="on the first set, for the default configuration")
+    ap.add_argument("--show-errors", action="store_true", help="per-memo said/heard diffs (first configuration)")
     args = ap.parse_args(argv)
 
     hotwords = bench_hotwords()
@@ -187,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         results[name] = measure(CONFIGS[name], args.sets, args.limit, hotwords, out)
         print(f"  {name}: measured", flush=True)
+    if args.show_errors:
+        first = args.configs[0]
+        for set_name, rows in results[first].get("errors", {}).items():
+            print(f"== {first} errors on {set_name}")
+            for memo_id, count, said, heard in rows:
+                print(f"  {memo_id} ({count}): {diff_line(said, heard)}")
     lat = latency({n: CONFIGS[n] for n in args.configs}, memo_20s(args.sets[0]), hotwords, args.runs) if args.runs else {}
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     header = f"{'set':<18}" + "".join(f"{name:>34}" for name in args.configs)

@@ -82,6 +82,17 @@ class SpeechSection(_Section):
     max_seconds: float = Field(120, gt=0, le=3600)
     concurrency: int = Field(2, ge=1, le=16)
     correct_terms: bool = True
+    parallel_pieces: int = Field(2, ge=1, le=8, description="a long memo is cut at pauses into this many pieces decoded at once (one core each); 1 = never cut")
+    split_min_seconds: float = Field(10, ge=0, le=600, description="memos at least this long are cut into parallel_pieces pieces")
+    long_beam_size: int = Field(3, ge=1, le=10, description="beam size (at most beam_size) for memos of long_memo_seconds or more: as accurate as 5, ~15% faster")
+    long_memo_seconds: float = Field(15, ge=0, le=3600, description="from this length on long_beam_size applies")
+    word_probabilities: bool = Field(True, description="per-word probabilities, so cards can flag unsure words (one extra alignment pass)")
+    prompt_hotword_chars: int = Field(165, ge=0, le=165, description="lexicon hotword characters put in the decoder prompt (also bounded by memo length); 0 = none")
+    warm_on_load: bool = Field(True, description="decode one second of audio when the model loads, so the first memo is not slower")
+    trim_memory: bool = Field(True, description="give freed decoder memory back to the OS after each memo (~20 ms)")
+    repair_loops: bool = Field(True, description="collapse decoder repetition loops and cut copied prompt text out of transcripts")
+    context_correction: bool = Field(True, description="also correct hospital names, brands near price words and surnames before titles, from the whole lexicon ([nlp] lexicon_dir)")
+    spell_numbers: bool = Field(True, description="write numbers as spoken Chinese numerals (120万 → 一百二十万); the extractor reads both")
     unsure_below: float = Field(0.5, ge=0, le=1, description="a voice-memo field heard with a word probability below this (or term-corrected) is shown as unsure and asked, never stored as fact until confirmed")
 
 

@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from nlp.speech import SpeechConfig
 
 
-def speech_config(section: SpeechSection) -> SpeechConfig:
-    """The ``[speech]`` section as the speech module's own settings (one conversion for all)."""
+def speech_config(section: SpeechSection, lexicon_dir: str = "") -> SpeechConfig:
+    """The ``[speech]`` section as the speech module's own settings (one conversion for all).
+
+    ``lexicon_dir`` is ``[nlp] lexicon_dir``: context correction reads the same lexicon as
+    extraction, so there is no second setting for it.
+    """
     from nlp.speech import SpeechConfig
 
     return SpeechConfig(
@@ -31,6 +35,18 @@ def speech_config(section: SpeechSection) -> SpeechConfig:
         max_seconds=section.max_seconds,
         concurrency=section.concurrency,
         correct_terms=section.correct_terms,
+        parallel_pieces=section.parallel_pieces,
+        split_min_seconds=section.split_min_seconds,
+        long_beam_size=section.long_beam_size,
+        long_memo_seconds=section.long_memo_seconds,
+        word_probabilities=section.word_probabilities,
+        prompt_hotword_chars=section.prompt_hotword_chars,
+        warm_on_load=section.warm_on_load,
+        trim_memory=section.trim_memory,
+        repair_loops=section.repair_loops,
+        context_correction=section.context_correction,
+        spell_numbers=section.spell_numbers,
+        lexicon_dir=lexicon_dir or None,
     )
 
 
@@ -64,7 +80,7 @@ class Services:
         if self._stt is None:
             from nlp.speech import create_stt
 
-            self._stt = create_stt(speech_config(self._config.speech))
+            self._stt = create_stt(speech_config(self._config.speech, self._config.nlp.lexicon_dir))
         return self._stt
 
     async def warm_up(self) -> None:

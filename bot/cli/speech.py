@@ -45,7 +45,8 @@ def _config(args: argparse.Namespace) -> SpeechConfig:
     from bot.config import load_config  # noqa: PLC0415
     from bot.services import speech_config  # noqa: PLC0415
 
-    config = speech_config(load_config(getattr(args, "config", None)).speech)
+    loaded = load_config(getattr(args, "config", None))
+    config = speech_config(loaded.speech, loaded.nlp.lexicon_dir)
     overrides = {"backend": args.backend, "model": args.model, "cache_dir": args.cache_dir, "beam_size": args.beam}
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 

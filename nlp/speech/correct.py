@@ -3,9 +3,9 @@
 Why: whisper base often hears a domain term right but writes a homophone it knows better
 (注测证 for 注册证, 连影 for 联影, 古科 for 骨科). Hotwords in the prompt help but do not remove
 these. A replacement is made only when a window of the transcript sounds like a lexicon term
-(same syllables; tones and classic fuzzy pairs such as in/ing are tolerated in longer terms),
-shares at least one character with it, and is not itself a common word (jieba's dictionary) — so
-"大家使用" is never rewritten to "试用".
+(same syllables, by any reading of a polyphone; tones and classic fuzzy pairs such as in/ing are
+tolerated in longer terms), shares at least one character with it, and is not itself a common word
+(jieba's dictionary, via :mod:`nlp.speech.phonetic`) — so "大家使用" is never rewritten to "试用".
 
 Context (:func:`correct_in_context`, terms from :func:`context_terms` over the whole lexicon, not
 only the prompt's hotwords): hospital names ending in an anchor (华三医院 → 华山医院; the anchor
@@ -18,21 +18,18 @@ as a corrected (unsure) span.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
+
+from nlp.speech.phonetic import is_common_word, pinyin, readings
 
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 _FUZZY_INITIALS: Final = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
 _FUZZY_FINALS: Final = (("ing", "in"), ("eng", "en"), ("ang", "an"), ("iang", "ian"), ("uang", "uan"))
 _INITIALS: Final = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q",
                     "x", "r", "z", "c", "s", "y", "w")
-COMMON_WORD_FREQ: Final = 100  # jieba frequency above which a window is a real word, left alone
-_jieba_lock = threading.Lock()
 
 
 def _split_syllable(syllable: str) -> tuple[str, str]:
@@ -63,40 +60,40 @@ def syllable_score(a: str, b: str) -> float:
     return 0.0
 
 
-@lru_cache(maxsize=4096)
 def _pinyin(text: str) -> tuple[str, ...]:
-    from pypinyin import Style, lazy_pinyin  # noqa: PLC0415
-
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))
-    if len(syllables) != len(text):  # defensive: keep one item per character
-        syllables = [lazy_pinyin(ch, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))[0]
-                     for ch in text]
-    return tuple(syllables)
+    """The most common TONE3 reading of each character (one item per character)."""
+    return pinyin(text)
 
 
-def _word_freq(word: str) -> int:
-    try:
-        import jieba  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - jieba is a core dependency
-        return 0
-    with _jieba_lock:  # jieba's lazy initialisation is not thread-safe
-        if not jieba.dt.initialized:
-            jieba.setLogLevel(logging.WARNING)
-            jieba.initialize()
-    return int(jieba.get_FREQ(word) or 0)
+def _sounds(text: str) -> tuple[tuple[str, ...], ...]:
+    """Every reading of each character of a lexicon term: its polyphones (重, 行, 都) match by any.
+
+    A transcript window is compared by its most common reading only (:func:`_heard`): whisper
+    writes a character for the sound it heard, and letting 的/不/差 match by their rare readings
+    (di, fu, jie) rewrote 去年的价格 to 去年低价格.
+    """
+    return tuple(readings(ch) for ch in text)
 
 
-def _matches(window: str, window_py: Sequence[str], term: str, term_py: Sequence[str]) -> bool:
+def _heard(text: str) -> tuple[tuple[str, ...], ...]:
+    return tuple((syllable,) for syllable in pinyin(text))
+
+
+def _best_score(a: Sequence[str], b: Sequence[str]) -> float:
+    return max(syllable_score(x, y) for x in a for y in b)
+
+
+def _matches(window: str, window_py: Sequence[Sequence[str]], term: str, term_py: Sequence[Sequence[str]]) -> bool:
     if window == term or not set(window) & set(term):
         return False
-    scores = [syllable_score(a, b) for a, b in zip(window_py, term_py)]
+    scores = [_best_score(a, b) for a, b in zip(window_py, term_py)]
     if min(scores) == 0.0:
         return False
     if len(term) == 2 and min(scores) < 0.9:
         return False  # two syllables leave no room for fuzziness
     if sum(scores) / len(scores) < 0.85:
         return False
-    return _word_freq(window) < COMMON_WORD_FREQ
+    return not is_common_word(window)
 
 
 def correct_terms(text: str, terms: Sequence[str]) -> str:
@@ -115,7 +112,7 @@ def correct_terms_with_edits(text: str, terms: Sequence[str]) -> tuple[str, list
     if not candidates or not text:
         return text, []
     chars = list(text)
-    text_py = _pinyin(text)
+    text_py = _heard(text)
     locked = [False] * len(chars)
     edits: list[tuple[int, int, str]] = []
     for term in candidates:  # exact occurrences are right by definition: protect them
@@ -124,13 +121,15 @@ def correct_terms_with_edits(text: str, terms: Sequence[str]) -> tuple[str, list
                 locked[i] = True
     # every syllable must at least fuzzy-match, so only windows whose first syllable does are tried
     starts: dict[str, list[int]] = {}
-    for i, syllable in enumerate(text_py):
-        starts.setdefault(_fuzzy(syllable.rstrip("012345")), []).append(i)
+    for i, sounds in enumerate(text_py):
+        for key in {_fuzzy(s.rstrip("012345")) for s in sounds}:
+            starts.setdefault(key, []).append(i)
     for term in candidates:
-        term_py = _pinyin(term)
+        term_py = _sounds(term)
         n = len(term)
         free_from = 0
-        for i in starts.get(_fuzzy(term_py[0].rstrip("012345")), ()):
+        first = sorted({i for key in {_fuzzy(s.rstrip("012345")) for s in term_py[0]} for i in starts.get(key, ())})
+        for i in first:
             if i < free_from or i + n > len(chars):
                 continue
             window = "".join(chars[i : i + n])
@@ -189,6 +188,9 @@ _PUNCT = "，,。.！!？?、；;：: "
 class ContextTerms:
     """Lexicon terms grouped by the context that licenses correcting to them (see module doc).
 
+    ``terms``: every term of the lexicon (stage, concern and cue keywords, holidays, hospital
+    aliases… — ``Lexicon.terms()``), corrected like hotwords: the prompt has room for few of them.
+
     ``hospitals``: hospital names ending in an anchor (华山医院, 市一院): corrected anywhere, since
     the anchor is part of the window. ``brands`` may also be corrected from a pure homophone (no
     shared character) when a price/competitor cue (``brand_cues``) is within ``BRAND_REACH``
@@ -200,6 +202,7 @@ class ContextTerms:
     brand_cues: tuple[str, ...] = ()
     surnames: tuple[str, ...] = ()
     titles: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
 
 
 BRAND_REACH: Final = 12
@@ -220,8 +223,9 @@ def context_terms(lexicon: object) -> ContextTerms:
             cues.extend(k for k in group.keywords if _CJK.match(k))
     people = lexicon.people  # type: ignore[attr-defined]
     titles = tuple(t for t in people.titles if len(t) >= 2)
+    terms = tuple(t for t in lexicon.terms() if _CJK.match(t) and 2 <= len(t) <= 8)  # type: ignore[attr-defined]
     return ContextTerms(hospitals=hospitals, brands=brands, brand_cues=tuple(dict.fromkeys(cues)),
-                        surnames=tuple(people.ranked_surnames), titles=titles)
+                        surnames=tuple(people.ranked_surnames), titles=titles, terms=terms)
 
 
 def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
@@ -230,10 +234,10 @@ def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
     cue_at = [m.start() for cue in cues for m in re.finditer(re.escape(cue), text)]
     if not cue_at:
         return []
-    text_py = _pinyin(text)
+    text_py = [{s.rstrip("012345") for s in sounds} for sounds in _heard(text)]
     found: list[tuple[int, int, str, str]] = []
     for brand in sorted(brands, key=len, reverse=True):
-        brand_py = [s.rstrip("012345") for s in _pinyin(brand)]
+        brand_py = [{s.rstrip("012345") for s in sounds} for sounds in _sounds(brand)]
         n = len(brand)
         for i in range(len(text) - n + 1):
             if any(locked[i : i + n]) or not any(abs(c - i) <= BRAND_REACH for c in cue_at):
@@ -241,13 +245,41 @@ def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
             window = text[i : i + n]
             if window == brand or not _CJK.match(window):
                 continue
-            if [s.rstrip("012345") for s in text_py[i : i + n]] != brand_py:
+            if not all(a & b for a, b in zip(text_py[i : i + n], brand_py)):
                 continue
-            if _word_freq(window) >= COMMON_WORD_FREQ:
+            if is_common_word(window):
                 continue
             found.append((i, i + n, window, brand))
             for j in range(i, i + n):
                 locked[j] = True
+    return found
+
+
+# 周 (zhou1) before a weekday is often heard as 中 (zhong1): 周三前 → 中三前, 上周五 → 上中午.
+_WEEKDAY_HEARD = re.compile(r"中([一二三四五午])")
+_BEFORE_DEADLINE = ("前", "之前", "以前")
+_DAY_WORDS = re.compile(r"(天|号|日|早|周.|拜.|期.)$")
+
+
+def _weekday_edits(text: str) -> list[tuple[int, int, str, str]]:
+    """``中N`` → ``周N`` (N 一…五) unless 中 ends a word (其中一台, 集中一下); ``中午`` → ``周五``
+    only where noon makes no sense: after 上/下/本/这 (上中午) or before a deadline word with no day
+    in front (中午前给答复, but 明天中午前 stays).
+    """
+    found: list[tuple[int, int, str, str]] = []
+    for match in _WEEKDAY_HEARD.finditer(text):
+        i, digit = match.start(), match.group(1)
+        prev = text[i - 1] if i else ""
+        if prev and is_common_word(prev + "中"):
+            continue
+        if digit == "午":
+            after = text[match.end() : match.end() + 2]
+            after_prev = bool(prev) and prev in "上下本这"
+            deadline = after.startswith(_BEFORE_DEADLINE) and not _DAY_WORDS.search(text[max(0, i - 3) : i])
+            if not (after_prev or deadline):
+                continue
+            digit = "五"
+        found.append((i, i + 2, match.group(0), "周" + digit))
     return found
 
 
@@ -264,7 +296,7 @@ def correct_in_context(text: str, terms: Sequence[str], context: ContextTerms | 
     """
     if context is None:
         return correct_terms_with_edits(text, terms)
-    text, edits = correct_terms_with_edits(text, [*terms, *context.hospitals])
+    text, edits = correct_terms_with_edits(text, [*terms, *context.hospitals, *context.terms])
     locked = [False] * len(text)
     for start, end, _ in edits:
         for i in range(start, end):
@@ -273,6 +305,12 @@ def correct_in_context(text: str, terms: Sequence[str], context: ContextTerms | 
     for start, end, heard, brand in _brand_homophones(text, context.brands, context.brand_cues, locked):
         chars[start:end] = list(brand)
         edits.append((start, end, heard))
+    text = "".join(chars)
+    chars = list(text)
+    for start, end, heard, fixed in _weekday_edits(text):
+        if not any(s < end and start < e for s, e, _ in edits):
+            chars[start:end] = list(fixed)
+            edits.append((start, end, heard))
     text = "".join(chars)
     if context.surnames and context.titles:
         chars = list(text)

@@ -23,8 +23,9 @@ of the text (the voice handler's surname repair) keeps the spans valid through
 value's character range overlaps an uncertain span (``截止：周五？``).
 
 Term correction (:mod:`nlp.speech.correct`): near-homophones of the hotwords, and with
-``context_correction`` the lexicon's hospital names, brand homophones near price/competitor
-words, and surnames before titles.
+``context_correction`` every lexicon term, the lexicon's hospital names, brand homophones near
+price/competitor words, 周N heard as 中N, and surnames before titles. With ``spell_numbers``
+digits are written as spoken Chinese numerals first (:mod:`nlp.speech.numbers`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from nlp.speech.audio import (
 from nlp.speech.backends import DecodeOptions, Engine, RawSegment
 from nlp.speech.correct import ContextTerms, context_terms, correct_in_context
 from nlp.speech.errors import SpeechError
+from nlp.speech.numbers import spell_numbers
+from nlp.speech.phonetic import load_tables
 from nlp.speech.spans import Span, Tracked, uncertain
 from nlp.speech.split import piece_count, split
 from nlp.speech.text import (
@@ -172,6 +175,8 @@ class SpeechConfig:
     # Give freed heap back to the OS after each memo (glibc malloc_trim; ~20 ms). Without it the
     # worker threads' malloc arenas keep ~200 MB of freed decoder buffers resident.
     trim_memory: bool = True
+    # Numbers as spoken: whisper's digits back to Chinese numerals (120万 → 一百二十万), one form.
+    spell_numbers: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in ("faster-whisper", "openai-whisper"):
@@ -234,6 +239,8 @@ class LocalSpeechToText:
                     started = time.perf_counter()
                     engine = load_engine(self.config)
                     self.context()
+                    if self.config.correct_terms:
+                        load_tables()
                     if self.config.warm_on_load:
                         _warm(engine, self.config)
                     self._engine = engine
@@ -332,6 +339,8 @@ class LocalSpeechToText:
         for part in kept:
             joined = joined + part
         joined = joined.apply(tidy)
+        if self.config.spell_numbers:
+            joined = joined.apply(spell_numbers)
         if not joined.text:
             if echoed:
                 raise SpeechError("echo", detail="output only repeated the prompt/hotwords")
