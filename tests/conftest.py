@@ -16,6 +16,8 @@ from bot.app import build_runtime
 from bot.clock import Clock
 from bot.config import Config, parse_config
 from bot.runtime import Runtime
+from nlp.extract import Extractor
+from nlp.lexicon import load_lexicon
 from tests.harness import Harness
 
 PG_ENV = "GENJIN_TEST_PG_URL"
@@ -114,3 +116,9 @@ async def make_runtime(db_url: str) -> AsyncIterator[RuntimeFactory]:
 async def harness(make_runtime: RuntimeFactory) -> Harness:
     """The demo org on a fresh database, driven step by step through the local channel."""
     return Harness(await make_runtime())
+
+
+@pytest.fixture(scope="session")
+def ex() -> Extractor:
+    """One extractor over the packaged lexicon for every extraction case file (it is read-only)."""
+    return Extractor(load_lexicon())

@@ -25,11 +25,6 @@ CONTRACT_KEYS = ["stage", "concerns", "cues", "next_action", "contacts", "accoun
                  "competitors", "products", "missing", "confidence"]
 
 
-@pytest.fixture(scope="module")
-def ex() -> Extractor:
-    return Extractor(load_lexicon())
-
-
 def test_json_contract(ex: Extractor) -> None:
     note = ex.extract("李院长对报价有异议，觉得比美敦力贵了百分之十五，下周三前把参数对比表发给他。", MON)
     d = note.to_dict()

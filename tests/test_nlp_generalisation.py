@@ -1,27 +1,13 @@
 """Regression tests for the generalisation classes of the extractor (new sentences, not corpus lines)."""
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 import pytest
 
 from nlp.amounts import find_amount
 from nlp.dates import find_dates
 from nlp.extract import Extractor
 from nlp.lexicon import load_lexicon
-
-TZ = ZoneInfo("Asia/Shanghai")
-WED = datetime(2026, 3, 18, 10, 0, tzinfo=TZ)  # a Wednesday
-
-
-@pytest.fixture(scope="module")
-def ex() -> Extractor:
-    return Extractor(load_lexicon())
-
-
-def run(ex: Extractor, text: str, now: datetime = WED) -> dict:
-    return ex.extract(text, now).to_dict()
+from tests.nlp_cases import WED, run
 
 
 # ---------------------------------------------------------------- dates

@@ -4,21 +4,21 @@ and the statistical classifier beside the rules."""
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nlp.extract import Extractor
 from nlp.lexicon import load_lexicon
-from nlp.statmodel import DEFAULT_PATH, Policy, Prediction, StatModel, combine_concerns, combine_stage, features
-
-TZ = ZoneInfo("Asia/Shanghai")
-WED = datetime(2026, 3, 18, 10, 0, tzinfo=TZ)  # a Wednesday
-
-
-@pytest.fixture(scope="module")
-def ex() -> Extractor:
-    return Extractor(load_lexicon())
+from nlp.statmodel import (
+    DEFAULT_PATH,
+    Policy,
+    Prediction,
+    StatModel,
+    combine_concerns,
+    combine_stage,
+    features,
+)
+from tests.nlp_cases import WED
 
 
 def due(ex: Extractor, text: str, now: datetime = WED):

@@ -7,26 +7,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nlp.dates import find_dates
 from nlp.extract import Extractor
-from nlp.lexicon import load_lexicon
+from tests.nlp_cases import WED, run
 
-TZ = ZoneInfo("Asia/Shanghai")
-WED = datetime(2026, 3, 18, 10, 0, tzinfo=TZ)  # a Wednesday
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ex() -> Extractor:
-    return Extractor(load_lexicon())
-
-
-def run(ex: Extractor, text: str, now: datetime = WED) -> dict:
-    return ex.extract(text, now).to_dict()
 
 
 def due(ex: Extractor, text: str, now: datetime = WED) -> str:

@@ -5,26 +5,12 @@ budgetary quotes, reported English plans, and price flexibility / urgency in oth
 new, not corpus lines; each family has a negative twin so the pattern cannot simply fire everywhere."""
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 import pytest
 
 from nlp.extract import Extractor
 from nlp.lexicon import load_lexicon
 from nlp.text import Language
-
-TZ = ZoneInfo("Asia/Shanghai")
-WED = datetime(2026, 3, 18, 10, 0, tzinfo=TZ)  # a Wednesday
-
-
-@pytest.fixture(scope="module")
-def ex() -> Extractor:
-    return Extractor(load_lexicon())
-
-
-def run(ex: Extractor, text: str, now: datetime = WED) -> dict:
-    return ex.extract(text, now).to_dict()
+from tests.nlp_cases import run
 
 
 # ------------------------------------------------- concerns: implied, in other words
