@@ -136,3 +136,12 @@ def test_no_price_flexibility(ex: Extractor, text: str) -> None:
 ])
 def test_asap_is_urgent_only_when_the_customer_asks(ex: Extractor, text: str, urgent: bool) -> None:
     assert ("urgent" in run(ex, text)["cues"]) is urgent
+
+
+# ------------------------------------------------- competitors written as their English short names
+@pytest.mark.parametrize("text,brand", [
+    ("BSCI这次报价比我们低了十个点", "BSCI"),
+    ("BSC的工程师上周来过", "BSC"),
+])
+def test_competitor_short_names(ex: Extractor, text: str, brand: str) -> None:
+    assert run(ex, text)["competitors"] == [brand]
