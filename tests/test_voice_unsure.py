@@ -356,3 +356,19 @@ async def test_a_new_hospital_and_an_unsure_date_are_one_question_and_one_tap(
     assert task.opportunity_id is not None
     [again] = await h.say("lina", "确认 1")
     assert "已经确认过" in again and len(await rows(h, Account)) == 1
+
+
+async def test_another_reps_confirm_or_fix_changes_nothing(h: Harness, speech: FakeSpeech, tmp_path: Path) -> None:
+    """The buttons carry the note id, which anyone could type: only the note's author may settle it."""
+    text, _ = await note_card(h, speech, tmp_path, "lina",
+                              transcript("今天去华山医院见了张科长，周五前把报价发给他", {"华山": 0.2}))
+    assert "医院：华山医院？" in text
+    for said in ("确认 1", "改 1", "确认建档 1", "改名 1 复旦大学附属中山医院"):
+        replies = await h.say("zhangwei", said)
+        assert replies and "华山" not in "".join(replies), said
+    assert await rows(h, Account) == [] and await rows(h, Opportunity) == []
+    [note] = await rows(h, Note)
+    assert note.account_id is None and (note.fields or {}).get("account_pending") == "华山医院"
+    await h.say("lina", "确认 1")
+    [account] = await rows(h, Account)
+    assert account.name == "复旦大学附属华山医院"
