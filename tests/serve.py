@@ -12,9 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import InboxRow, Note, OutboxRow
 
 GENJIN = [sys.executable, "-m", "bot.cli"]
 LOCAL_TOKEN = "restart-test-token"
@@ -109,3 +114,27 @@ async def post(http: aiohttp.ClientSession, base: str, i: int, user: str = "zhan
     body = {"user": user, "id": f"m-{i}", "text": f"今天拜访了第{i}人民医院的王主任，下周三前把报价单发给他"}
     async with http.post(f"{base}/local/messages", json=body, headers=AUTH) as resp:
         assert resp.status == 200, await resp.text()
+
+
+async def settled_rows(
+    sessions: async_sessionmaker[AsyncSession], messages: int, *, timeout: float
+) -> tuple[list[InboxRow], list[OutboxRow], list[Note]]:
+    """Wait (up to ``timeout``) until all ``messages`` inbox rows are done and every reply is sent; then every row.
+
+    The caller asserts on what it gets back, so a run that never settles fails there, with the rows to look at.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        async with sessions() as session:
+            states = Counter((await session.scalars(select(InboxRow.status))).all())
+            unsent = int(await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status != "sent")) or 0)
+        if states == Counter({"done": messages}) and unsent == 0:
+            break
+        await asyncio.sleep(0.2)
+    async with sessions() as session:
+        return (
+            list((await session.scalars(select(InboxRow))).all()),
+            list((await session.scalars(select(OutboxRow))).all()),
+            list((await session.scalars(select(Note))).all()),
+        )

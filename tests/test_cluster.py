@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.db import create_engine, session_factory
-from storage.models import InboxRow, Note, OutboxRow
+from storage.models import InboxRow
 from tests.conftest import DEMO_ORG
-from tests.serve import Server, free_port, import_org, post, write_config
+from tests.serve import Server, free_port, import_org, post, settled_rows, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -94,19 +94,7 @@ async def test_two_nodes_one_killed_mid_burst_every_message_once(db_url: str, tm
             await asyncio.gather(kill_a_mid_burst(), *(paced(i) for i in range(MESSAGES)))
             assert served[node_a.base] > 0 and served[node_b.base] > 0
 
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 180
-            while loop.time() < deadline:
-                async with sessions() as session:
-                    states = Counter((await session.scalars(select(InboxRow.status))).all())
-                    unsent = int(await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status != "sent")) or 0)
-                if states == Counter({"done": MESSAGES}) and unsent == 0:
-                    break
-                await asyncio.sleep(0.2)
-        async with sessions() as session:
-            inbox_rows = (await session.scalars(select(InboxRow))).all()
-            outbox_rows = (await session.scalars(select(OutboxRow))).all()
-            notes = (await session.scalars(select(Note))).all()
+        inbox_rows, outbox_rows, notes = await settled_rows(sessions, MESSAGES, timeout=180)
     finally:
         node_a.stop()
         node_b.stop()

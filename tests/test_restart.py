@@ -9,12 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import select
 
 from storage.db import create_engine, session_factory
-from storage.models import InboxRow, Note, OutboxRow
 from tests.conftest import DEMO_ORG
-from tests.serve import Server, free_port, import_org, post, write_config
+from tests.serve import Server, free_port, import_org, post, settled_rows, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -50,19 +48,7 @@ async def test_sigkill_between_ack_and_processing_then_restart(db_url: str, tmp_
         sessions = session_factory(engine)
         try:
             await server.ready(http)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 90
-            while loop.time() < deadline:
-                async with sessions() as session:
-                    states = Counter((await session.scalars(select(InboxRow.status))).all())
-                    unsent = len((await session.scalars(select(OutboxRow.id).where(OutboxRow.status != "sent"))).all())
-                if states == Counter({"done": 35}) and unsent == 0:
-                    break
-                await asyncio.sleep(0.2)
-            async with sessions() as session:
-                inbox_rows = (await session.scalars(select(InboxRow))).all()
-                outbox_rows = (await session.scalars(select(OutboxRow))).all()
-                notes = (await session.scalars(select(Note))).all()
+            inbox_rows, outbox_rows, notes = await settled_rows(sessions, 35, timeout=90)
         finally:
             server.stop()
             await engine.dispose()
