@@ -42,6 +42,18 @@ async def find_account(
     return found
 
 
+async def get_account(session: AsyncSession, account_id: int, lookups: Lookups | None = None) -> Account | None:
+    """Account ``account_id``, from the per-process cache when it holds it (same staleness bound as :func:`find_account`)."""
+    if lookups is not None:
+        cached = lookups.account_by_id(account_id)
+        if cached is not None:
+            return attach(session, Account, cached)
+    found = await session.get(Account, account_id)
+    if found is not None and lookups is not None:
+        lookups.remember_account(session, None, found)
+    return found
+
+
 async def _find_account(session: AsyncSession, written: str, canonical: Callable[[str], str]) -> Account | None:
     canon = canonical(written)
     names = {canon, written}

@@ -19,7 +19,7 @@ from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches, text
 from cards.model import Button, Card
-from handlers.accounts.service import find_account, resolve_contact
+from handlers.accounts.service import find_account, get_account, resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
 from handlers.notes.dialog_state import (
@@ -51,7 +51,7 @@ from handlers.notes.unsure import (
 from handlers.opportunities.service import set_amount, set_stage
 from handlers.tasks.service import OPEN, create_task, policy, redate_task, task_for_note
 from storage.audit import audit
-from storage.models import Account, Note, Opportunity, Task
+from storage.models import Note, Opportunity, Task
 
 MAX_QUESTIONS = 2
 # Fields answered implicitly by what the note row already holds.
@@ -518,6 +518,12 @@ def router(app: AppContext) -> Router:
 
     @r.on(text())
     async def pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        result = await _pending_answer(msg, hc)
+        if result is not SKIP:
+            await hc.session.flush()  # the question's row is written lazily; its last write fails here, not later
+        return result
+
+    async def _pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         state = await load_pending(hc.session, hc.person.id, hc.now)
         if state is None or state.get("kind") not in (MISSING, PAST_DUE, CONFIRM_ACCOUNT):
             return SKIP
@@ -537,7 +543,7 @@ def router(app: AppContext) -> Router:
         draft = to_draft(extract(app, msg.text, hc.now), msg.text)
         same = False
         if draft.account and note.account_id is not None:
-            account = await hc.session.get(Account, note.account_id)
+            account = await get_account(hc.session, note.account_id, app.lookups)
             canon = app.services.lexicon.canonical_account(draft.account)
             same = account is not None and (canon == account.name or draft.account in (account.aliases or []))
         # "下周三前把产品资料和报价发给李主任" answers "下一步打算做什么？" even though 报价 reads as a

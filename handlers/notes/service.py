@@ -23,6 +23,7 @@ from handlers.accounts.service import (
     resolve_account,
     resolve_contact,
 )
+from handlers.common.memo import memo
 from handlers.notes.models import NoteDraft, Recorded
 from handlers.opportunities.service import (
     apply_to_opportunity,
@@ -66,6 +67,7 @@ class NoteRules:
     lookups: Lookups | None = None  # the app's per-process cache of hospitals by written name
 
 
+_NOTED = "notes.inbox_ids"  # memo: inbox rows this transaction made a note of
 _EN_HOSPITAL_SUFFIX = re.compile(r"(?i)\s+(?:hospital|medical center|hosp\.?)$")
 _PLACEHOLDER = re.compile(r"(?i)[xX×*＊?？某]|^(?:那|这|哪|那个|这个|一|一家|某个)$")
 _SHORT_ANCHOR_OK = re.compile(r"[一二三四五六七八九十]{1,2}(?:附属?)?院$|附院$")
@@ -134,8 +136,14 @@ async def recent_notes(session: AsyncSession, author_id: int, *, limit: int) -> 
     )).all())
 
 
-async def note_for_inbox(session: AsyncSession, inbox_id: int) -> Note | None:
-    return await session.scalar(select(Note).where(Note.inbox_id == inbox_id))
+def noted(session: AsyncSession, inbox_id: int) -> bool:
+    """Whether this transaction already made a note of inbox row ``inbox_id`` (a message redispatched within it).
+
+    Only this transaction can have: the note commits together with the row's done mark, so
+    a row whose note was committed is never processed again (and ``notes.inbox_id`` is
+    unique besides). No query needed.
+    """
+    return inbox_id in memo(session).get(_NOTED, ())
 
 async def record_note(
     session: AsyncSession,
@@ -206,6 +214,8 @@ async def record_note(
     )
     session.add(note)
     await session.flush()
+    if inbox_id is not None:
+        memo(session).setdefault(_NOTED, set()).add(inbox_id)
     await audit(session, actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
                 old=None, new=draft.source, note_id=note.id, now=now)
 
