@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from handlers.accounts.service import (
     account_from_contacts,
@@ -25,6 +26,7 @@ from handlers.accounts.service import (
 )
 from handlers.common.memo import memo
 from handlers.notes.models import NoteDraft, Recorded
+from handlers.opportunities.service import OPEN as OPEN_DEAL
 from handlers.opportunities.service import (
     apply_to_opportunity,
     create_opportunity,
@@ -145,6 +147,26 @@ def noted(session: AsyncSession, inbox_id: int) -> bool:
     """
     return inbox_id in memo(session).get(_NOTED, ())
 
+# A contact at an account and the rep's open deal there, in one statement (record_note needs both).
+_ONE = select(literal(1).label("one")).subquery("one")
+_CONTACT = (select(Contact).where(Contact.account_id == bindparam("account_id"), Contact.name == bindparam("name"))
+            .order_by(Contact.id).limit(1).subquery("contact"))
+_DEAL = (select(Opportunity)
+         .where(Opportunity.owner_id == bindparam("owner_id"), Opportunity.account_id == bindparam("account_id"),
+                Opportunity.status == OPEN_DEAL)
+         .order_by(Opportunity.id.desc()).limit(1).subquery("deal"))
+_CONTACT_AND_DEAL = (select(aliased(Contact, _CONTACT), aliased(Opportunity, _DEAL))
+                     .select_from(_ONE).outerjoin(_CONTACT, true()).outerjoin(_DEAL, true()))
+
+
+async def _contact_and_deal(
+    session: AsyncSession, account_id: int, name: str, owner_id: int
+) -> tuple[Contact | None, Opportunity | None]:
+    """What :func:`resolve_contact` and :func:`find_open_opportunity` would read, read together."""
+    row = (await session.execute(_CONTACT_AND_DEAL, {"account_id": account_id, "name": name[:64], "owner_id": owner_id})).one()
+    return row[0], row[1]
+
+
 async def record_note(
     session: AsyncSession,
     person: Person,
@@ -180,11 +202,18 @@ async def record_note(
         inferred = account is not None
 
     contact: Contact | None = None
+    existing: Opportunity | None = None  # the rep's deal there, looked up before the note is written (it is inserted linked)
     if draft.contacts:
         department = draft.departments[0] if draft.departments else ""
-        contact = await resolve_contact(session, account.id if account else None, draft.contacts[0], department, now=now)
+        if account is not None:  # the contact and the deal: one round trip
+            found, existing = await _contact_and_deal(session, account.id, draft.contacts[0], person.id)
+            contact = await resolve_contact(session, account.id, draft.contacts[0], department, now=now, found=found)
+        else:
+            contact = await resolve_contact(session, None, draft.contacts[0], department, now=now)
         for other in draft.contacts[1:]:
             await resolve_contact(session, account.id if account else None, other, "", now=now)
+    elif account is not None:
+        existing = await find_open_opportunity(session, person.id, account.id)
 
     fields = dict(draft.extracted)
     fields.setdefault("stage", draft.stage)
@@ -198,8 +227,6 @@ async def record_note(
     if rejected:
         fields["account_rejected"] = rejected
         fields["missing"] = [*(fields.get("missing") or []), "account"]
-    # the rep's deal there, looked up before the note is written so the note is inserted linked to it
-    existing = await find_open_opportunity(session, person.id, account.id) if account is not None else None
     note = Note(
         inbox_id=inbox_id,
         author_id=person.id,
@@ -216,8 +243,6 @@ async def record_note(
     await session.flush()
     if inbox_id is not None:
         memo(session).setdefault(_NOTED, set()).add(inbox_id)
-    await audit(session, actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
-                old=None, new=draft.source, note_id=note.id, now=now)
 
     opp: Opportunity | None = None
     changed, kept = False, None
@@ -240,6 +265,10 @@ async def record_note(
             text=draft.action_text, due=draft.due, due_at=draft.due_at, remind=not in_past,
             policy=rules.policy, now=now,
         )
+    # The note's own audit row goes in after the task's insert, so it shares one INSERT with the
+    # task's audit row at the next flush (the deal hook and the task each flush before that).
+    await audit(session, actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
+                old=None, new=draft.source, note_id=note.id, now=now)
     return Recorded(note, account, contact, opp, task, changed, kept, past_due, account_pending=pending)
 
 async def attach_account(
