@@ -540,7 +540,7 @@ def router(app: AppContext) -> Router:
         if is_chatter(app, msg.text):
             return SKIP  # "好的" does not answer; the question stays open until it expires
         field_name = str(state.get("field") or "")
-        draft = to_draft(extract(app, msg.text, hc.now), msg.text)
+        draft = to_draft(extract(app, msg.text, hc.now, session=hc.session), msg.text)
         same = False
         if draft.account and note.account_id is not None:
             account = await get_account(hc.session, note.account_id, app.lookups)

@@ -54,7 +54,7 @@ async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: s
 async def _handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: str, *, source: str, transcript: str,
                        unsure: Sequence[Any]) -> HandlerResult:
     after_tag = bool(msg.extra.get(AFTER_TAG))
-    extracted = extract(app, text, hc.now)
+    extracted = extract(app, text, hc.now, session=hc.session)
     if extracted.is_empty():
         if source == "voice":  # a rep who sent a memo always hears back what we understood
             heard = text if len(text) <= HEARD_MAX else text[: HEARD_MAX - 1] + "…"

@@ -124,13 +124,13 @@ def note_rules(app: AppContext) -> NoteRules:
     )
 
 
+_LAST_NOTE = (  # built once: every hospital-less message asks it (is it a follow-up?)
+    select(Note).where(Note.author_id == bindparam("author_id"), Note.deleted_at.is_(None)).order_by(Note.id.desc()).limit(1)
+)
+
+
 async def last_note(session: AsyncSession, author_id: int) -> Note | None:
-    return await session.scalar(
-        select(Note)
-        .where(Note.author_id == author_id, Note.deleted_at.is_(None))
-        .order_by(Note.id.desc())
-        .limit(1)
-    )
+    return await session.scalar(_LAST_NOTE, {"author_id": author_id})
 
 async def recent_notes(session: AsyncSession, author_id: int, *, limit: int) -> list[Note]:
     return list((await session.scalars(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit import audit
@@ -141,10 +141,11 @@ async def open_tasks(session: AsyncSession, owner_id: int, limit: int = 30) -> l
     ).all()
     return list(rows)
 
+_TASK_FOR_NOTE = select(Task).where(Task.note_id == bindparam("note_id")).order_by(Task.id.desc()).limit(1)
+
+
 async def task_for_note(session: AsyncSession, note_id: int) -> Task | None:
-    return await session.scalar(
-        select(Task).where(Task.note_id == note_id).order_by(Task.id.desc()).limit(1)
-    )
+    return await session.scalar(_TASK_FOR_NOTE, {"note_id": note_id})
 
 async def latest_reminded_task(session: AsyncSession, owner_id: int) -> Task | None:
     return await session.scalar(
