@@ -43,7 +43,7 @@ from handlers.tasks.service import (
     policy,
     set_task_status,
 )
-from storage.audit import audit
+from storage.audit import audit, audit_many, audit_row
 from storage.lookups import Lookups
 from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
 
@@ -260,15 +260,17 @@ async def record_note(
         in_past = draft.due is not None and (draft.past or draft.due < now.astimezone(rules.policy.tz).date())
         if in_past:
             past_due = draft.due
+    # The note's and the task's "created" rows are written together, once the task has its id
+    # (one statement; added one by one they cost one INSERT each on SQLite).
+    audits = [audit_row(actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
+                        old=None, new=draft.source, note_id=note.id, now=now)]
+    if draft.action_text:
         task = await create_task(
             session, owner_id=person.id, note=note, opportunity_id=opp.id if opp else None,
             text=draft.action_text, due=draft.due, due_at=draft.due_at, remind=not in_past,
-            policy=rules.policy, now=now,
+            policy=rules.policy, now=now, audits=audits,
         )
-    # The note's own audit row goes in after the task's insert, so it shares one INSERT with the
-    # task's audit row at the next flush (the deal hook and the task each flush before that).
-    await audit(session, actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
-                old=None, new=draft.source, note_id=note.id, now=now)
+    await audit_many(session, audits)
     return Recorded(note, account, contact, opp, task, changed, kept, past_due, account_pending=pending)
 
 async def attach_account(
