@@ -26,8 +26,8 @@ from handlers.accounts.service import (
 )
 from handlers.common.memo import memo
 from handlers.notes.models import NoteDraft, Recorded
-from handlers.opportunities.service import OPEN as OPEN_DEAL
 from handlers.opportunities.service import (
+    OPEN_DEAL_LOOKUP,
     apply_to_opportunity,
     create_opportunity,
     drop_if_orphan,
@@ -147,14 +147,12 @@ def noted(session: AsyncSession, inbox_id: int) -> bool:
     """
     return inbox_id in memo(session).get(_NOTED, ())
 
+
 # A contact at an account and the rep's open deal there, in one statement (record_note needs both).
 _ONE = select(literal(1).label("one")).subquery("one")
 _CONTACT = (select(Contact).where(Contact.account_id == bindparam("account_id"), Contact.name == bindparam("name"))
             .order_by(Contact.id).limit(1).subquery("contact"))
-_DEAL = (select(Opportunity)
-         .where(Opportunity.owner_id == bindparam("owner_id"), Opportunity.account_id == bindparam("account_id"),
-                Opportunity.status == OPEN_DEAL)
-         .order_by(Opportunity.id.desc()).limit(1).subquery("deal"))
+_DEAL = OPEN_DEAL_LOOKUP.subquery("deal")  # find_open_opportunity's own statement (same bind names)
 _CONTACT_AND_DEAL = (select(aliased(Contact, _CONTACT), aliased(Opportunity, _DEAL))
                      .select_from(_ONE).outerjoin(_CONTACT, true()).outerjoin(_DEAL, true()))
 

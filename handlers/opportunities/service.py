@@ -37,7 +37,7 @@ async def open_opportunity(
     return opp
 
 
-_OPEN_DEAL = (  # built once: every note about a hospital asks it
+OPEN_DEAL_LOOKUP = (  # built once: every note about a hospital asks it (binds owner_id, account_id)
     select(Opportunity)
     .where(Opportunity.owner_id == bindparam("owner_id"), Opportunity.account_id == bindparam("account_id"),
            Opportunity.status == OPEN)
@@ -47,7 +47,7 @@ _OPEN_DEAL = (  # built once: every note about a hospital asks it
 
 
 async def find_open_opportunity(session: AsyncSession, owner_id: int, account_id: int) -> Opportunity | None:
-    return await session.scalar(_OPEN_DEAL, {"owner_id": owner_id, "account_id": account_id})
+    return await session.scalar(OPEN_DEAL_LOOKUP, {"owner_id": owner_id, "account_id": account_id})
 
 
 async def create_opportunity(
