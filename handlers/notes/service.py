@@ -69,6 +69,15 @@ class NoteRules:
     lookups: Lookups | None = None  # the app's per-process cache of hospitals by written name
 
 
+@dataclass(frozen=True)
+class PlannedTask:
+    """The task a note is about to get (for :func:`record_note`'s ``before_insert``)."""
+
+    exists: bool  # the note names a next action
+    due: date | None
+    past: bool  # its date has already gone by (the rep is asked to confirm it)
+
+
 _NOTED = "notes.inbox_ids"  # memo: inbox rows this transaction made a note of
 _EN_HOSPITAL_SUFFIX = re.compile(r"(?i)\s+(?:hospital|medical center|hosp\.?)$")
 _PLACEHOLDER = re.compile(r"(?i)[xX×*＊?？某]|^(?:那|这|哪|那个|这个|一|一家|某个)$")
@@ -173,8 +182,13 @@ async def record_note(
     inbox_id: int | None,
     rules: NoteRules,
     now: datetime,
+    before_insert: Callable[[Note, PlannedTask], None] | None = None,
 ) -> Recorded:
-    """Store one note and everything it implies, in the caller's transaction."""
+    """Store one note and everything it implies, in the caller's transaction.
+
+    ``before_insert`` sees the note (with everything but its id) and the task it will get, just
+    before the note is inserted: what it changes on the note is stored with the insert.
+    """
     account: Account | None = None
     inferred = False
     pending: str | None = None  # an unknown hospital: stored on the note, an account only once the rep confirms
@@ -237,6 +251,9 @@ async def record_note(
         fields=fields,
         created_at=now,
     )
+    in_past = draft.due is not None and (draft.past or draft.due < now.astimezone(rules.policy.tz).date())
+    if before_insert is not None:
+        before_insert(note, PlannedTask(bool(draft.action_text), draft.due, in_past))
     session.add(note)
     await session.flush()
     if inbox_id is not None:
@@ -254,10 +271,8 @@ async def record_note(
 
     task: Task | None = None
     past_due: date | None = None
-    if draft.action_text:
-        in_past = draft.due is not None and (draft.past or draft.due < now.astimezone(rules.policy.tz).date())
-        if in_past:
-            past_due = draft.due
+    if draft.action_text and in_past:
+        past_due = draft.due
     # The note's and the task's "created" rows are written together, once the task has its id
     # (one statement; added one by one they cost one INSERT each on SQLite).
     audits = [audit_row(actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
