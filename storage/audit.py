@@ -6,8 +6,11 @@ and undo can revert exactly what one note changed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditLog
@@ -20,6 +23,39 @@ def stored_value(value: object) -> str | None:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return str(value)
+
+
+def audit_row(
+    *,
+    actor_id: int | None,
+    entity: str,
+    entity_id: int,
+    field_name: str,
+    old: object,
+    new: object,
+    note_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The values of one audit row, for :func:`audit_many`."""
+    return {"actor_id": actor_id, "entity": entity, "entity_id": entity_id, "field": field_name,
+            "old": stored_value(old), "new": stored_value(new), "note_id": note_id, "at": now}
+
+
+async def audit_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Write several audit rows now, in one statement (an executemany).
+
+    Why: rows added one by one are inserted by the ORM, which on SQLite is one INSERT per
+    row (it needs each new id back, and SQLite's RETURNING has no guaranteed order). Nobody
+    reads an audit row's id, so a caller that writes a known set together saves the rest.
+    The session is flushed first, so the rows the audit refers to are in the database.
+    """
+    if not rows:
+        return
+    await session.flush()
+    await session.execute(_INSERT, list(rows))
+
+
+_INSERT = insert(AuditLog.__table__)  # Core: no identity map, no ids fetched back
 
 
 async def audit(

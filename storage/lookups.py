@@ -1,4 +1,4 @@
-"""Per-process read caches for rows every message looks up but that rarely change: people, accounts.
+"""Per-process read caches for rows every message looks up but that rarely change: people, accounts (by name and id).
 
 Why: a typical note used to read the sender (twice) and the hospital (twice) from the
 database; on SQLite every statement also holds the single writer connection. These rows
@@ -82,6 +82,7 @@ class Lookups:
         self.ttl = timedelta(seconds=ttl)
         self._people = _Cache()
         self._accounts = _Cache()
+        self._accounts_by_id = _Cache()
         self.hits = 0
         self.misses = 0
 
@@ -105,6 +106,10 @@ class Lookups:
         """The cached snapshot of the account a rep means by ``written`` (as :func:`find_account` resolved it)."""
         return self._get(self._accounts, written)
 
+    def account_by_id(self, account_id: int) -> dict[str, Any] | None:
+        """The cached snapshot of account ``account_id`` (filled whenever an account is remembered)."""
+        return self._get(self._accounts_by_id, account_id)
+
     # ---- filling (on commit) and invalidating ----
 
     # ``session``: the transaction the value was read in (remembered at its commit); None for a
@@ -112,8 +117,12 @@ class Lookups:
     def remember_person(self, session: AsyncSession | None, platform: str, sender: str, person: Person) -> None:
         self._remember(session, self._people, (platform, sender), snapshot(person))
 
-    def remember_account(self, session: AsyncSession | None, written: str, account: Account) -> None:
-        self._remember(session, self._accounts, written, snapshot(account))
+    def remember_account(self, session: AsyncSession | None, written: str | None, account: Account) -> None:
+        """Remember ``account`` by its id and, with ``written``, by the name the rep wrote."""
+        values = snapshot(account)
+        if written is not None:
+            self._remember(session, self._accounts, written, values)
+        self._remember(session, self._accounts_by_id, values["id"], values)
 
     def _remember(self, session: AsyncSession | None, cache: _Cache, key: Any, values: dict[str, Any]) -> None:
         if session is None:
@@ -130,6 +139,7 @@ class Lookups:
         """Forget everything (a watched table was written, or a handler failed)."""
         self._people.entries.clear()
         self._accounts.entries.clear()
+        self._accounts_by_id.entries.clear()
 
     def watch(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Invalidate on this app's own writes; fill pending entries on commit, drop them on rollback."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,18 @@ async def find_account(
     found = await _find_account(session, written, canonical)
     if found is not None and lookups is not None:
         lookups.remember_account(session, written, found)
+    return found
+
+
+async def get_account(session: AsyncSession, account_id: int, lookups: Lookups | None = None) -> Account | None:
+    """Account ``account_id``, from the per-process cache when it holds it (same staleness bound as :func:`find_account`)."""
+    if lookups is not None:
+        cached = lookups.account_by_id(account_id)
+        if cached is not None:
+            return attach(session, Account, cached)
+    found = await session.get(Account, account_id)
+    if found is not None and lookups is not None:
+        lookups.remember_account(session, None, found)
     return found
 
 
@@ -134,12 +147,17 @@ async def account_from_contacts(session: AsyncSession, author_id: int, names: Se
         return None
     return await session.get(Account, ids.pop())
 
+_UNREAD: Any = object()
+
+
 async def resolve_contact(
-    session: AsyncSession, account_id: int | None, name: str, department: str, *, now: datetime
+    session: AsyncSession, account_id: int | None, name: str, department: str, *, now: datetime,
+    found: Contact | None = _UNREAD,
 ) -> Contact:
+    """The contact ``name`` at the account (created if new); ``found``: the caller already looked it up."""
     stmt = select(Contact).where(Contact.name == name[:64])
     stmt = stmt.where(Contact.account_id == account_id) if account_id is not None else stmt.where(Contact.account_id.is_(None))
-    contact = await session.scalar(stmt.order_by(Contact.id).limit(1))
+    contact = await session.scalar(stmt.order_by(Contact.id).limit(1)) if found is _UNREAD else found
     if contact is None:
         new = Contact(account_id=account_id, name=name[:64], department=department[:64], created_at=now)
         contact, _ = await insert_unique(session, new, lambda: session.scalar(stmt.order_by(Contact.id).limit(1)))

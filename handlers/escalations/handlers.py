@@ -29,6 +29,7 @@ from bot.router import (
 from cards.model import Button, Card
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money
+from handlers.common.waiting import escalations_changed, waiting_for
 from handlers.escalations.cards import list_card
 from handlers.escalations.payments import (
     PROPOSAL,
@@ -107,6 +108,7 @@ def _follow_date(app: AppContext, hc: HandlerContext, raw: str) -> tuple[datetim
 async def _follow(app: AppContext, hc: HandlerContext, esc: Escalation, raw: str) -> Reply:
     if not raw.strip():
         esc.awaiting_person_id, esc.awaiting_action = hc.person.id, "follow"
+        escalations_changed(hc.session)
         esc.awaiting_until = hc.now + timedelta(minutes=app.config.escalations.answer_minutes)
         return Reply(text=FOLLOW_Q.format(n=app.config.escalations.follow_up_max_workdays), tag="escalation.ask")
     got = _follow_date(app, hc, raw)
@@ -126,6 +128,7 @@ async def _pause(app: AppContext, hc: HandlerContext, esc: Escalation, raw: str)
     reason = (raw[: parsed.span[0]] + raw[parsed.span[1]:]).strip(" ，,。") if parsed else ""
     if parsed is None or not reason:
         esc.awaiting_person_id, esc.awaiting_action = hc.person.id, "pause"
+        escalations_changed(hc.session)
         esc.awaiting_until = hc.now + timedelta(minutes=app.config.escalations.answer_minutes)
         return Reply(text=PAUSE_Q, tag="escalation.ask")
     if parsed.due <= local_now(app, hc.now).date():
@@ -317,6 +320,8 @@ def router(app: AppContext) -> Router:
     @r.on(text())
     async def answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         """The answer to a 跟进中 / 暂停 question asked by this feature (else: not ours)."""
+        if (await waiting_for(hc.session, hc.person.id, hc.now)).escalation is False:
+            return SKIP  # nothing of ours awaits this person (read together with the notes dialog's question)
         esc = await hc.session.scalar(
             select(Escalation).where(Escalation.awaiting_person_id == hc.person.id, Escalation.awaiting_until > hc.now,
                                      Escalation.closed_at.is_(None)).order_by(Escalation.awaiting_until.desc()).limit(1)

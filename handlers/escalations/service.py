@@ -19,9 +19,10 @@ import re
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.common.waiting import escalations_changed
 from handlers.escalations.rules import EscalationRules, load_rules
 from reminders.timers import OPEN_STATES, state_of
 from storage.audit import audit
@@ -85,6 +86,30 @@ async def open_escalation(session: AsyncSession, kind: str, subject_type: str, s
     )
 
 
+# A deal's open timers and its open stalled-deal episode (at most one: a partial unique index),
+# in one statement: every note about a deal asks both. Anchored on the deal's own row, so the
+# episode comes back when no timer does.
+_DEAL_WATCH = (
+    select(Timer, Escalation)
+    .select_from(Opportunity)
+    .outerjoin(Timer, and_(Timer.subject_type == DEAL, Timer.subject_id == Opportunity.id, Timer.state.in_(OPEN_STATES)))
+    .outerjoin(Escalation, and_(Escalation.kind == STALLED, Escalation.subject_type == DEAL,
+                                Escalation.subject_id == Opportunity.id, Escalation.closed_at.is_(None)))
+    .where(Opportunity.id == bindparam("opp_id"))
+)
+
+
+async def _deal_watch(session: AsyncSession, opp_id: int) -> tuple[list[Timer], Escalation | None]:
+    """:func:`open_timers` and :func:`open_escalation` of a deal, one round trip."""
+    timers: list[Timer] = []
+    esc: Escalation | None = None
+    for timer, episode in (await session.execute(_DEAL_WATCH, {"opp_id": opp_id})).all():
+        if timer is not None:
+            timers.append(timer)
+        esc = esc or episode
+    return timers, esc
+
+
 async def close_escalation(session: AsyncSession, esc: Escalation, *, reason: str, actor_id: int | None, now: datetime) -> None:
     await audit(session, actor_id=actor_id, entity="escalation", entity_id=esc.id, field_name="closed",
                 old=esc.status, new=reason, note_id=None, now=now)
@@ -92,6 +117,7 @@ async def close_escalation(session: AsyncSession, esc: Escalation, *, reason: st
     esc.closed_at, esc.closed_by_id = now, actor_id
     esc.detail = {**(esc.detail or {}), "closed_reason": reason}
     esc.awaiting_person_id = esc.awaiting_action = esc.awaiting_until = None
+    escalations_changed(session)
     esc.snooze_until = None
     esc.version += 1
 
@@ -103,12 +129,12 @@ async def watch_deal(
     ladder = rules(app).stalled_ladder(opp.stage) if opp.status == "open" else None
     attributes = await deal_attributes(session, opp)
     current: Timer | None = None
-    for timer in await open_timers(session, DEAL, opp.id):
+    timers, esc = await _deal_watch(session, opp.id)
+    for timer in timers:
         if timer.ladder == ladder:
             current = timer
         else:
             await app.timers.cancel(session, timer)
-    esc = await open_escalation(session, STALLED, DEAL, opp.id)
     if ladder is None:
         if esc is not None:
             await close_escalation(session, esc, reason="closed", actor_id=actor_id, now=now)
@@ -117,6 +143,9 @@ async def watch_deal(
         if esc is not None and activity:
             await close_escalation(session, esc, reason="activity", actor_id=actor_id, now=now)
         start = now if activity else (opp.last_activity_at or now)
+        if current is not None:  # the usual note: the running timer restarts in place (it is the row start() would find)
+            await _restart(app, session, current, at=min(start, now), attributes=attributes)
+            return current
         return await app.timers.start(session, subject_type=DEAL, subject_id=opp.id, ladder=ladder,
                                       at=min(start, now), attributes=attributes)
     if current.attributes != attributes:
@@ -124,6 +153,21 @@ async def watch_deal(
     if esc is not None and esc.amount != opp.amount:
         esc.amount = opp.amount
     return current
+
+
+async def _restart(app: AppContext, session: AsyncSession, row: Timer, *, at: datetime, attributes: dict[str, Any]) -> None:
+    """What :meth:`Timers.start` does to an existing row, for a row already in hand.
+
+    ``start`` looks the row up again and flushes at once; here the restart is one UPDATE at
+    the transaction's next flush. The fresh state comes from the ladder math and is written
+    through the documented column mapping of :class:`reminders.ladder_timers.TimerState`;
+    ``set_attributes`` then stores it (status, next due moment, version) as ``start`` would.
+    """
+    state = app.timers.math(row.ladder).start(at)
+    row.anchor_at, row.consumed_seconds, row.level = state.anchor, state.consumed.total_seconds(), state.fired
+    row.paused_at, row.paused_until = state.paused_at, state.paused_until
+    row.lease_until = None
+    await app.timers.set_attributes(session, row, attributes)
 
 
 def waiting_until(app: AppContext, text: str, now: datetime) -> date | None:
@@ -247,6 +291,7 @@ async def mark_handled(session: AsyncSession, esc: Escalation, person: Person, a
                 old=esc.status, new=detail, note_id=None, now=now)
     esc.handled_by_id, esc.handled_action, esc.handled_level, esc.handled_at = person.id, action, esc.level, now
     esc.awaiting_person_id = esc.awaiting_action = esc.awaiting_until = None
+    escalations_changed(session)
     esc.version += 1
 
 

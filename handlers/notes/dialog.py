@@ -19,7 +19,7 @@ from bot.context import AppContext
 from bot.messages import Inbound, Reply
 from bot.router import SKIP, HandlerContext, HandlerResult, Router, matches, text
 from cards.model import Button, Card
-from handlers.accounts.service import find_account, resolve_contact
+from handlers.accounts.service import find_account, get_account, resolve_contact
 from handlers.common.dates import local_now, parse_answer_date
 from handlers.common.format import day_text, money, stage_label
 from handlers.notes.dialog_state import (
@@ -51,7 +51,7 @@ from handlers.notes.unsure import (
 from handlers.opportunities.service import set_amount, set_stage
 from handlers.tasks.service import OPEN, create_task, policy, redate_task, task_for_note
 from storage.audit import audit
-from storage.models import Account, Note, Opportunity, Task
+from storage.models import Note, Opportunity, Task
 
 MAX_QUESTIONS = 2
 # Fields answered implicitly by what the note row already holds.
@@ -66,46 +66,67 @@ def past_due_question(day: date) -> str:
 
 def remaining_missing(note: Note, task: Task | None) -> list[str]:
     """Required fields the note still lacks, minus those already asked about."""
+    return _remaining(note, task is not None, task.due_date if task is not None else None)
+
+
+def _remaining(note: Note, has_task: bool, task_due: date | None) -> list[str]:
     fields: dict[str, Any] = note.fields or {}
     asked = set(fields.get("asked") or [])
     out = []
     for name in fields.get("missing") or []:
-        if name in asked or _present(name, note, task):
+        if name in asked or _present(name, note, has_task, task_due):
             continue
-        if name == "due" and task is None:
+        if name == "due" and not has_task:
             continue
         out.append(name)
     return out
 
 
-def _present(name: str, note: Note, task: Task | None) -> bool:
+def _present(name: str, note: Note, has_task: bool, task_due: date | None) -> bool:
     """Whether the note has contract field ``name`` now (answers and corrections may have filled it)."""
     if name == "account":
         return note.account_id is not None
     if name == "next_action":
-        return task is not None
+        return has_task
     if name == "due":
-        return task is None or task.due_date is not None
+        return not has_task or task_due is not None
     return bool((note.fields or {}).get(name))
+
+
+def choose_next(note: Note, *, has_task: bool, task_due: date | None) -> str | None:
+    """The field :func:`ask_next` asks about next (marked asked on the note), or None: nothing to ask.
+
+    Usable before the note and its task are stored (``has_task``/``task_due`` say what the
+    task will be), so a new note is inserted with its ``asked`` list instead of updated after.
+    """
+    asked = list((note.fields or {}).get("asked") or [])
+    todo = _remaining(note, has_task, task_due)
+    if len(asked) >= MAX_QUESTIONS or not todo:
+        return None
+    update_fields(note, asked=[*asked, todo[0]])
+    return todo[0]
+
+
+async def open_question(
+    app: AppContext, session: AsyncSession, note: Note, name: str | None, *, person_id: int, now: datetime
+) -> str:
+    """Open the question :func:`choose_next` chose (None: close the dialog); returns the question or ""."""
+    if name is None:
+        await clear_pending(session, person_id)
+        return ""
+    await set_pending(
+        session, person_id, {"kind": MISSING, "note_id": note.id, "field": name},
+        now=now, window_minutes=app.config.notes.question_window_minutes,
+    )
+    return app.services.lexicon.question_for(name)
 
 
 async def ask_next(
     app: AppContext, session: AsyncSession, note: Note, task: Task | None, *, person_id: int, now: datetime
 ) -> str:
     """Open the next question for ``note`` (or close the dialog); returns the question or ""."""
-    fields = note.fields or {}
-    asked = list(fields.get("asked") or [])
-    todo = remaining_missing(note, task)
-    if len(asked) >= MAX_QUESTIONS or not todo:
-        await clear_pending(session, person_id)
-        return ""
-    name = todo[0]
-    update_fields(note, asked=[*asked, name])
-    await set_pending(
-        session, person_id, {"kind": MISSING, "note_id": note.id, "field": name},
-        now=now, window_minutes=app.config.notes.question_window_minutes,
-    )
-    return app.services.lexicon.question_for(name)
+    name = choose_next(note, has_task=task is not None, task_due=task.due_date if task is not None else None)
+    return await open_question(app, session, note, name, person_id=person_id, now=now)
 
 
 async def ask_past_due(app: AppContext, session: AsyncSession, note: Note, task: Task, *, person_id: int, now: datetime) -> str:
@@ -518,6 +539,12 @@ def router(app: AppContext) -> Router:
 
     @r.on(text())
     async def pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+        result = await _pending_answer(msg, hc)
+        if result is not SKIP:
+            await hc.session.flush()  # the question's row is written lazily; its last write fails here, not later
+        return result
+
+    async def _pending_answer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
         state = await load_pending(hc.session, hc.person.id, hc.now)
         if state is None or state.get("kind") not in (MISSING, PAST_DUE, CONFIRM_ACCOUNT):
             return SKIP
@@ -534,10 +561,10 @@ def router(app: AppContext) -> Router:
         if is_chatter(app, msg.text):
             return SKIP  # "好的" does not answer; the question stays open until it expires
         field_name = str(state.get("field") or "")
-        draft = to_draft(extract(app, msg.text, hc.now), msg.text)
+        draft = to_draft(extract(app, msg.text, hc.now, session=hc.session), msg.text)
         same = False
         if draft.account and note.account_id is not None:
-            account = await hc.session.get(Account, note.account_id)
+            account = await get_account(hc.session, note.account_id, app.lookups)
             canon = app.services.lexicon.canonical_account(draft.account)
             same = account is not None and (canon == account.name or draft.account in (account.aliases or []))
         # "下周三前把产品资料和报价发给李主任" answers "下一步打算做什么？" even though 报价 reads as a

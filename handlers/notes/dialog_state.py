@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.common.waiting import known_question, remember_question, waiting_for
 from storage.models import DialogState
 
 # state["kind"] values
@@ -25,13 +27,16 @@ UNFILED = "unfiled"  # a message with no customer and no action, not stored: sta
 
 
 async def load_pending(session: AsyncSession, person_id: int, now: datetime) -> dict[str, Any] | None:
-    """The open question for this person, or None if there is none or it has expired."""
-    row = await session.get(DialogState, person_id, populate_existing=True)
+    """The open question for this person, or None if there is none or it has expired.
+
+    Read once per transaction (with the note it names, see :mod:`handlers.common.waiting`);
+    later calls and the writers below use that row instead of asking the database again.
+    """
+    row = (await waiting_for(session, person_id, now)).question
     if row is None:
         return None
     if row.expires_at <= now or not row.state:
-        await session.delete(row)
-        await session.flush()
+        _drop(session, person_id, row)
         return None
     return dict(row.state)
 
@@ -39,19 +44,42 @@ async def load_pending(session: AsyncSession, person_id: int, now: datetime) -> 
 async def set_pending(
     session: AsyncSession, person_id: int, state: dict[str, Any], *, now: datetime, window_minutes: int
 ) -> None:
-    row = await session.get(DialogState, person_id)
+    """Replace the person's question; written with the transaction's next flush.
+
+    A row cleared earlier in the same transaction is taken over by the new one (SQLAlchemy
+    turns the DELETE and INSERT of one key into an UPDATE), so asking again costs one write.
+    """
+    row = await _row(session, person_id)
     expires = now + timedelta(minutes=window_minutes)
     if row is None:
-        session.add(DialogState(person_id=person_id, state=dict(state), expires_at=expires, updated_at=now))
+        row = DialogState(person_id=person_id, state=dict(state), expires_at=expires, updated_at=now)
+        session.add(row)
     else:
         row.state = dict(state)
         row.expires_at = expires
         row.updated_at = now
-    await session.flush()
+    remember_question(session, person_id, row)
 
 
 async def clear_pending(session: AsyncSession, person_id: int) -> None:
-    row = await session.get(DialogState, person_id)
+    row = await _row(session, person_id)
     if row is not None:
-        await session.delete(row)
-        await session.flush()
+        _drop(session, person_id, row)
+
+
+async def _row(session: AsyncSession, person_id: int) -> DialogState | None:
+    """The person's row as this transaction knows it (read only if it was never looked at)."""
+    known, row = known_question(session, person_id)
+    if not known:
+        row = await session.get(DialogState, person_id)
+        remember_question(session, person_id, row)
+    return row
+
+
+def _drop(session: AsyncSession, person_id: int, row: DialogState) -> None:
+    """Forget the row: deleted at the next flush (a row added in this transaction is simply taken back)."""
+    if inspect(row).pending:
+        session.expunge(row)
+    else:
+        session.sync_session.delete(row)
+    remember_question(session, person_id, None)

@@ -12,13 +12,17 @@ import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.common.dates import local_now
+from handlers.common.memo import memo
 from handlers.notes.models import NoteDraft
 from nlp.fields import NOTE_FIELDS
 
 if TYPE_CHECKING:
     from bot.context import AppContext
 
+_EXTRACTED = "notes.extracted"  # memo: (text, now) → the extractor's result
 _DANGLING = re.compile(r"(?i)[\s,，]+(?:by|before|on|until|till|due|no later than)\s*[.,，。]?$")
 _PUNCT = re.compile(r"[\s，。,.!！?？~～、…:：;；\"'“”‘’()（）\[\]【】]+")
 
@@ -50,9 +54,20 @@ def _as_datetime(value: Any) -> datetime | None:
         return None
 
 
-def extract(app: AppContext, text: str, now: datetime) -> Any:
-    """Run the per-process extractor on ``text`` as of ``now`` (aware)."""
-    return app.services.extractor.extract(text, local_now(app, now))
+def extract(app: AppContext, text: str, now: datetime, *, session: AsyncSession | None = None) -> Any:
+    """Run the per-process extractor on ``text`` as of ``now`` (aware).
+
+    With ``session``, once per transaction: a message that may answer an open question is
+    read by the dialog and then, as a new note, by the notes handler (same text, same
+    ``now``, same result; callers only read it).
+    """
+    if session is None:
+        return app.services.extractor.extract(text, local_now(app, now))
+    done = memo(session).setdefault(_EXTRACTED, {})
+    key = (text, now)
+    if key not in done:
+        done[key] = app.services.extractor.extract(text, local_now(app, now))
+    return done[key]
 
 
 def to_draft(note: Any, text: str, *, source: str = "text", transcript: str = "") -> NoteDraft:

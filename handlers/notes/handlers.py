@@ -19,7 +19,7 @@ from handlers.common.format import AFTER_TAG
 from handlers.notes.extraction import extract, to_draft
 from handlers.notes.followup import add_to_previous, small_talk, unfiled
 from handlers.notes.recording import record_and_card
-from handlers.notes.service import note_for_inbox
+from handlers.notes.service import noted
 from handlers.notes.unsure import hold_unsure, spans_from_extra
 
 VOICE_FAILED = "抱歉，这条语音没能识别出文字{why}。请再说一遍，或者直接打字告诉我。"
@@ -42,10 +42,19 @@ async def handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: s
     ``unsure``: the transcript's low-confidence spans; fields said in them are held for the
     rep's confirmation (:mod:`handlers.notes.unsure`).
     """
-    if hc.inbox_id is not None and await note_for_inbox(hc.session, hc.inbox_id) is not None:
+    if hc.inbox_id is not None and noted(hc.session, hc.inbox_id):
         return None  # this message already became a note (a redispatched copy); never two notes
+    result = await _handle_note(app, msg, hc, text, source=source, transcript=transcript, unsure=unsure)
+    # Writes are batched into as few flushes as possible (questions, audit rows); the last one
+    # happens here, so a broken write fails inside the handler that made it.
+    await hc.session.flush()
+    return result
+
+
+async def _handle_note(app: AppContext, msg: Inbound, hc: HandlerContext, text: str, *, source: str, transcript: str,
+                       unsure: Sequence[Any]) -> HandlerResult:
     after_tag = bool(msg.extra.get(AFTER_TAG))
-    extracted = extract(app, text, hc.now)
+    extracted = extract(app, text, hc.now, session=hc.session)
     if extracted.is_empty():
         if source == "voice":  # a rep who sent a memo always hears back what we understood
             heard = text if len(text) <= HEARD_MAX else text[: HEARD_MAX - 1] + "…"

@@ -12,11 +12,14 @@ from handlers.notes.dialog import (
     ask_confirm,
     ask_next,
     ask_past_due,
+    choose_next,
     confirm_buttons,
     needs_confirmation,
+    open_question,
 )
 from handlers.notes.models import NoteDraft, Recorded
 from handlers.notes.service import (
+    PlannedTask,
     attach_account,
     note_rules,
     recent_notes,
@@ -24,9 +27,19 @@ from handlers.notes.service import (
     update_fields,
 )
 from handlers.notes.unsure import ACCOUNT, held
+from storage.models import Note
 
 
 async def record_and_card(app: AppContext, hc: HandlerContext, draft: NoteDraft, *, title: str = "已记录") -> Reply:
+    # The usual next question (a missing field) is chosen before the note is inserted, so the
+    # note is stored with its "asked" list rather than updated right after. Confirmations and
+    # past dates are decided after, as before (a repeated new hospital may file the note first).
+    planned: list[str | None] = []
+
+    def plan(note: Note, task: PlannedTask) -> None:
+        if not needs_confirmation(note) and not (task.exists and task.past):
+            planned.append(choose_next(note, has_task=task.exists, task_due=task.due))
+
     recorded = await record_note(
         hc.session,
         hc.person,
@@ -34,6 +47,7 @@ async def record_and_card(app: AppContext, hc: HandlerContext, draft: NoteDraft,
         inbox_id=hc.inbox_id,
         rules=note_rules(app),
         now=hc.now,
+        before_insert=plan,
     )
     if recorded.account_pending and ACCOUNT not in held(recorded.note):
         await _named_again(app, hc, recorded)  # (an unsure hearing of a name is no second naming)
@@ -43,6 +57,8 @@ async def record_and_card(app: AppContext, hc: HandlerContext, draft: NoteDraft,
         buttons = confirm_buttons(recorded.note)
     elif recorded.past_due is not None and recorded.task is not None:
         question = await ask_past_due(app, hc.session, recorded.note, recorded.task, person_id=hc.person.id, now=hc.now)
+    elif planned:
+        question = await open_question(app, hc.session, recorded.note, planned[0], person_id=hc.person.id, now=hc.now)
     else:
         question = await ask_next(app, hc.session, recorded.note, recorded.task, person_id=hc.person.id, now=hc.now)
     card = note_card(

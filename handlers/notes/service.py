@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from handlers.accounts.service import (
     account_from_contacts,
@@ -23,8 +24,10 @@ from handlers.accounts.service import (
     resolve_account,
     resolve_contact,
 )
+from handlers.common.memo import memo
 from handlers.notes.models import NoteDraft, Recorded
 from handlers.opportunities.service import (
+    OPEN_DEAL_LOOKUP,
     apply_to_opportunity,
     create_opportunity,
     drop_if_orphan,
@@ -40,7 +43,7 @@ from handlers.tasks.service import (
     policy,
     set_task_status,
 )
-from storage.audit import audit
+from storage.audit import audit, audit_many, audit_row
 from storage.lookups import Lookups
 from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
 
@@ -66,6 +69,16 @@ class NoteRules:
     lookups: Lookups | None = None  # the app's per-process cache of hospitals by written name
 
 
+@dataclass(frozen=True)
+class PlannedTask:
+    """The task a note is about to get (for :func:`record_note`'s ``before_insert``)."""
+
+    exists: bool  # the note names a next action
+    due: date | None
+    past: bool  # its date has already gone by (the rep is asked to confirm it)
+
+
+_NOTED = "notes.inbox_ids"  # memo: inbox rows this transaction made a note of
 _EN_HOSPITAL_SUFFIX = re.compile(r"(?i)\s+(?:hospital|medical center|hosp\.?)$")
 _PLACEHOLDER = re.compile(r"(?i)[xX×*＊?？某]|^(?:那|这|哪|那个|这个|一|一家|某个)$")
 _SHORT_ANCHOR_OK = re.compile(r"[一二三四五六七八九十]{1,2}(?:附属?)?院$|附院$")
@@ -120,13 +133,13 @@ def note_rules(app: AppContext) -> NoteRules:
     )
 
 
+_LAST_NOTE = (  # built once: every hospital-less message asks it (is it a follow-up?)
+    select(Note).where(Note.author_id == bindparam("author_id"), Note.deleted_at.is_(None)).order_by(Note.id.desc()).limit(1)
+)
+
+
 async def last_note(session: AsyncSession, author_id: int) -> Note | None:
-    return await session.scalar(
-        select(Note)
-        .where(Note.author_id == author_id, Note.deleted_at.is_(None))
-        .order_by(Note.id.desc())
-        .limit(1)
-    )
+    return await session.scalar(_LAST_NOTE, {"author_id": author_id})
 
 async def recent_notes(session: AsyncSession, author_id: int, *, limit: int) -> list[Note]:
     return list((await session.scalars(
@@ -134,8 +147,32 @@ async def recent_notes(session: AsyncSession, author_id: int, *, limit: int) -> 
     )).all())
 
 
-async def note_for_inbox(session: AsyncSession, inbox_id: int) -> Note | None:
-    return await session.scalar(select(Note).where(Note.inbox_id == inbox_id))
+def noted(session: AsyncSession, inbox_id: int) -> bool:
+    """Whether this transaction already made a note of inbox row ``inbox_id`` (a message redispatched within it).
+
+    Only this transaction can have: the note commits together with the row's done mark, so
+    a row whose note was committed is never processed again (and ``notes.inbox_id`` is
+    unique besides). No query needed.
+    """
+    return inbox_id in memo(session).get(_NOTED, ())
+
+
+# A contact at an account and the rep's open deal there, in one statement (record_note needs both).
+_ONE = select(literal(1).label("one")).subquery("one")
+_CONTACT = (select(Contact).where(Contact.account_id == bindparam("account_id"), Contact.name == bindparam("name"))
+            .order_by(Contact.id).limit(1).subquery("contact"))
+_DEAL = OPEN_DEAL_LOOKUP.subquery("deal")  # find_open_opportunity's own statement (same bind names)
+_CONTACT_AND_DEAL = (select(aliased(Contact, _CONTACT), aliased(Opportunity, _DEAL))
+                     .select_from(_ONE).outerjoin(_CONTACT, true()).outerjoin(_DEAL, true()))
+
+
+async def _contact_and_deal(
+    session: AsyncSession, account_id: int, name: str, owner_id: int
+) -> tuple[Contact | None, Opportunity | None]:
+    """What :func:`resolve_contact` and :func:`find_open_opportunity` would read, read together."""
+    row = (await session.execute(_CONTACT_AND_DEAL, {"account_id": account_id, "name": name[:64], "owner_id": owner_id})).one()
+    return row[0], row[1]
+
 
 async def record_note(
     session: AsyncSession,
@@ -145,8 +182,13 @@ async def record_note(
     inbox_id: int | None,
     rules: NoteRules,
     now: datetime,
+    before_insert: Callable[[Note, PlannedTask], None] | None = None,
 ) -> Recorded:
-    """Store one note and everything it implies, in the caller's transaction."""
+    """Store one note and everything it implies, in the caller's transaction.
+
+    ``before_insert`` sees the note (with everything but its id) and the task it will get, just
+    before the note is inserted: what it changes on the note is stored with the insert.
+    """
     account: Account | None = None
     inferred = False
     pending: str | None = None  # an unknown hospital: stored on the note, an account only once the rep confirms
@@ -172,11 +214,18 @@ async def record_note(
         inferred = account is not None
 
     contact: Contact | None = None
+    existing: Opportunity | None = None  # the rep's deal there, looked up before the note is written (it is inserted linked)
     if draft.contacts:
         department = draft.departments[0] if draft.departments else ""
-        contact = await resolve_contact(session, account.id if account else None, draft.contacts[0], department, now=now)
+        if account is not None:  # the contact and the deal: one round trip
+            found, existing = await _contact_and_deal(session, account.id, draft.contacts[0], person.id)
+            contact = await resolve_contact(session, account.id, draft.contacts[0], department, now=now, found=found)
+        else:
+            contact = await resolve_contact(session, None, draft.contacts[0], department, now=now)
         for other in draft.contacts[1:]:
             await resolve_contact(session, account.id if account else None, other, "", now=now)
+    elif account is not None:
+        existing = await find_open_opportunity(session, person.id, account.id)
 
     fields = dict(draft.extracted)
     fields.setdefault("stage", draft.stage)
@@ -190,8 +239,6 @@ async def record_note(
     if rejected:
         fields["account_rejected"] = rejected
         fields["missing"] = [*(fields.get("missing") or []), "account"]
-    # the rep's deal there, looked up before the note is written so the note is inserted linked to it
-    existing = await find_open_opportunity(session, person.id, account.id) if account is not None else None
     note = Note(
         inbox_id=inbox_id,
         author_id=person.id,
@@ -204,10 +251,13 @@ async def record_note(
         fields=fields,
         created_at=now,
     )
+    in_past = draft.due is not None and (draft.past or draft.due < now.astimezone(rules.policy.tz).date())
+    if before_insert is not None:
+        before_insert(note, PlannedTask(bool(draft.action_text), draft.due, in_past))
     session.add(note)
     await session.flush()
-    await audit(session, actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
-                old=None, new=draft.source, note_id=note.id, now=now)
+    if inbox_id is not None:
+        memo(session).setdefault(_NOTED, set()).add(inbox_id)
 
     opp: Opportunity | None = None
     changed, kept = False, None
@@ -221,15 +271,19 @@ async def record_note(
 
     task: Task | None = None
     past_due: date | None = None
+    if draft.action_text and in_past:
+        past_due = draft.due
+    # The note's and the task's "created" rows are written together, once the task has its id
+    # (one statement; added one by one they cost one INSERT each on SQLite).
+    audits = [audit_row(actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
+                        old=None, new=draft.source, note_id=note.id, now=now)]
     if draft.action_text:
-        in_past = draft.due is not None and (draft.past or draft.due < now.astimezone(rules.policy.tz).date())
-        if in_past:
-            past_due = draft.due
         task = await create_task(
             session, owner_id=person.id, note=note, opportunity_id=opp.id if opp else None,
             text=draft.action_text, due=draft.due, due_at=draft.due_at, remind=not in_past,
-            policy=rules.policy, now=now,
+            policy=rules.policy, now=now, audits=audits,
         )
+    await audit_many(session, audits)
     return Recorded(note, account, contact, opp, task, changed, kept, past_due, account_pending=pending)
 
 async def attach_account(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit import audit, stored_value
@@ -37,13 +37,17 @@ async def open_opportunity(
     return opp
 
 
+OPEN_DEAL_LOOKUP = (  # built once: every note about a hospital asks it (binds owner_id, account_id)
+    select(Opportunity)
+    .where(Opportunity.owner_id == bindparam("owner_id"), Opportunity.account_id == bindparam("account_id"),
+           Opportunity.status == OPEN)
+    .order_by(Opportunity.id.desc())
+    .limit(1)
+)
+
+
 async def find_open_opportunity(session: AsyncSession, owner_id: int, account_id: int) -> Opportunity | None:
-    return await session.scalar(
-        select(Opportunity)
-        .where(Opportunity.owner_id == owner_id, Opportunity.account_id == account_id, Opportunity.status == OPEN)
-        .order_by(Opportunity.id.desc())
-        .limit(1)
-    )
+    return await session.scalar(OPEN_DEAL_LOOKUP, {"owner_id": owner_id, "account_id": account_id})
 
 
 async def create_opportunity(

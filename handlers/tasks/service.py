@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.audit import audit
+from storage.audit import audit, audit_row
 from storage.models import Note, Task
 
 if TYPE_CHECKING:
@@ -82,7 +82,10 @@ async def create_task(
     remind: bool,
     policy: ReminderPolicy,
     now: datetime,
+    audits: list[dict[str, Any]] | None = None,
 ) -> Task:
+    """A new open task (flushed: its id is known). With ``audits`` its audit row is appended there, for the
+    caller to write together with its own (:func:`storage.audit.audit_many`); otherwise it is added now."""
     task = Task(
         owner_id=owner_id,
         note_id=note.id if note is not None else None,
@@ -96,8 +99,12 @@ async def create_task(
     )
     session.add(task)
     await session.flush()
-    await audit(session, actor_id=owner_id, entity="task", entity_id=task.id, field_name="created",
-                old=None, new=task.text, note_id=task.note_id, now=now)
+    if audits is not None:
+        audits.append(audit_row(actor_id=owner_id, entity="task", entity_id=task.id, field_name="created",
+                                old=None, new=task.text, note_id=task.note_id, now=now))
+    else:
+        await audit(session, actor_id=owner_id, entity="task", entity_id=task.id, field_name="created",
+                    old=None, new=task.text, note_id=task.note_id, now=now)
     return task
 
 async def redate_task(
@@ -141,10 +148,11 @@ async def open_tasks(session: AsyncSession, owner_id: int, limit: int = 30) -> l
     ).all()
     return list(rows)
 
+_TASK_FOR_NOTE = select(Task).where(Task.note_id == bindparam("note_id")).order_by(Task.id.desc()).limit(1)
+
+
 async def task_for_note(session: AsyncSession, note_id: int) -> Task | None:
-    return await session.scalar(
-        select(Task).where(Task.note_id == note_id).order_by(Task.id.desc()).limit(1)
-    )
+    return await session.scalar(_TASK_FOR_NOTE, {"note_id": note_id})
 
 async def latest_reminded_task(session: AsyncSession, owner_id: int) -> Task | None:
     return await session.scalar(
