@@ -135,11 +135,21 @@ class Timers:
             row = Timer(subject_type=subject_type, subject_id=subject_id, ladder=ladder, clock=str(math.ladder.clock),
                         attributes=dict(attributes or {}), version=0, created_at=at)
             session.add(row)
-        elif attributes is not None:
+        self.restart(row, at=at, attributes=attributes)
+        await session.flush()
+        return row
+
+    def restart(self, row: Timer, *, at: datetime, attributes: Mapping[str, Any] | None = None) -> Timer:
+        """Reset the clock of a row already in hand (what :meth:`start` does after its look-up).
+
+        No look-up and no flush: a caller that read the row with others (a deal's timers and
+        its episode in one statement) restarts it as one UPDATE at the transaction's next flush.
+        """
+        if attributes is not None:
             row.attributes = dict(attributes)
+        math = self.math(row.ladder)
         self._store(row, math, math.start(at))
         row.lease_until = None
-        await session.flush()
         return row
 
     async def pause(self, session: AsyncSession, row: Timer, *, at: datetime, until: datetime | None) -> Timer:

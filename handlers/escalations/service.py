@@ -144,8 +144,7 @@ async def watch_deal(
             await close_escalation(session, esc, reason="activity", actor_id=actor_id, now=now)
         start = now if activity else (opp.last_activity_at or now)
         if current is not None:  # the usual note: the running timer restarts in place (it is the row start() would find)
-            await _restart(app, session, current, at=min(start, now), attributes=attributes)
-            return current
+            return app.timers.restart(current, at=min(start, now), attributes=attributes)
         return await app.timers.start(session, subject_type=DEAL, subject_id=opp.id, ladder=ladder,
                                       at=min(start, now), attributes=attributes)
     if current.attributes != attributes:
@@ -153,21 +152,6 @@ async def watch_deal(
     if esc is not None and esc.amount != opp.amount:
         esc.amount = opp.amount
     return current
-
-
-async def _restart(app: AppContext, session: AsyncSession, row: Timer, *, at: datetime, attributes: dict[str, Any]) -> None:
-    """What :meth:`Timers.start` does to an existing row, for a row already in hand.
-
-    ``start`` looks the row up again and flushes at once; here the restart is one UPDATE at
-    the transaction's next flush. The fresh state comes from the ladder math and is written
-    through the documented column mapping of :class:`reminders.ladder_timers.TimerState`;
-    ``set_attributes`` then stores it (status, next due moment, version) as ``start`` would.
-    """
-    state = app.timers.math(row.ladder).start(at)
-    row.anchor_at, row.consumed_seconds, row.level = state.anchor, state.consumed.total_seconds(), state.fired
-    row.paused_at, row.paused_until = state.paused_at, state.paused_until
-    row.lease_until = None
-    await app.timers.set_attributes(session, row, attributes)
 
 
 def waiting_until(app: AppContext, text: str, now: datetime) -> date | None:
