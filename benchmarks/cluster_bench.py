@@ -30,18 +30,11 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import func, select
 
-from harness import DEMO_ORG, ROOT, fresh_postgres, free_port  # noqa: I001 - benchmarks/ is on sys.path
+from harness import DEMO_ORG, DEMO_REPS as DEMO_SENDERS, ROOT, Sender, fresh_postgres, free_port, message, seed_senders  # noqa: I001 - benchmarks/ is on sys.path
 from storage.db import create_engine, session_factory, transaction, upgrade
 from storage.models import InboxRow, Note, OutboxRow
 from storage.org import import_org, parse_org_file
 
-REPS = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
-TEXTS = [
-    "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
-    "王主任说下个月招标，重点推二代导管，价格可以谈",
-    "瑞金医院的合同已经盖章了，总金额一百二十万，下周安排装机",
-    "收到",
-]
 TOKEN = "cluster-bench-token"
 
 
@@ -110,20 +103,26 @@ class Node:
         return [json.loads(line)["id"] for line in self.transcript.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-async def _prepare(db_url: str) -> None:
-    """Migrate and import the org once, before any node starts (nodes must not migrate side by side)."""
+async def _prepare(db_url: str, reps: int) -> list[Sender]:
+    """Migrate and import the org (and ``reps`` reps, see :func:`harness.seed_senders`) once, before any node starts
+    (nodes must not migrate side by side); returns who sends the messages."""
+    from nlp.lexicon import load_lexicon
+
     await upgrade(db_url)
     engine = create_engine(db_url)
     try:
         async with transaction(session_factory(engine)) as session:
             await import_org(session, parse_org_file(DEMO_ORG))
+            return await seed_senders(session, reps, load_lexicon(None))
     finally:
         await engine.dispose()
 
 
-async def run(base_url: str, nodes: int, n: int, concurrency: int, workers: int, lease: float, kill: bool) -> dict[str, float | int]:
+async def run(
+    base_url: str, nodes: int, n: int, concurrency: int, workers: int, lease: float, kill: bool, reps: int
+) -> dict[str, float | int]:
     async with fresh_postgres(base_url) as db_url:
-        await _prepare(db_url)
+        senders = await _prepare(db_url, reps)
         with tempfile.TemporaryDirectory() as tmp:
             started = [Node(db_url, Path(tmp), f"n{k}", workers, lease) for k in range(nodes)]
             engine = create_engine(db_url)
@@ -132,8 +131,14 @@ async def run(base_url: str, nodes: int, n: int, concurrency: int, workers: int,
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
                     await asyncio.gather(*(node.ready(http) for node in started))
                     # warm-up: each node loads its extractor on a first message
-                    await asyncio.gather(*(_post(http, node, -1 - k) for k, node in enumerate(started)))
+                    await asyncio.gather(*(_post(http, node, senders, -1 - k) for k, node in enumerate(started)))
                     await _wait_done(sessions, nodes, timeout=120)
+                    warm = nodes
+                    if len(senders) != len(DEMO_SENDERS) or any(s.key != k for s, k in zip(senders, DEMO_SENDERS)):
+                        # a generated team's reps have each written before, as on any morning (one "收到" each)
+                        await asyncio.gather(*(_post(http, started[k % nodes], senders, k, warm=True) for k in range(len(senders))))
+                        warm += len(senders)
+                        await _wait_done(sessions, warm, timeout=300)
                     sem = asyncio.Semaphore(concurrency)
                     posted = [0]
 
@@ -143,11 +148,11 @@ async def run(base_url: str, nodes: int, n: int, concurrency: int, workers: int,
                             if not node.alive:
                                 node = next(other for other in started if other.alive)
                             try:
-                                await _post(http, node, i)
+                                await _post(http, node, senders, i)
                             except aiohttp.ClientError:
                                 if node.alive:
                                     raise
-                                await _post(http, next(other for other in started if other.alive), i)  # the platform retries
+                                await _post(http, next(other for other in started if other.alive), senders, i)  # the platform retries
                             posted[0] += 1
                             if kill and nodes > 1 and posted[0] == n // 2 and started[0].alive:
                                 started[0].kill()
@@ -155,7 +160,7 @@ async def run(base_url: str, nodes: int, n: int, concurrency: int, workers: int,
                     start = time.perf_counter()
                     await asyncio.gather(*(send(i) for i in range(n)))
                     acked = time.perf_counter() - start
-                    await _wait_done(sessions, n + nodes, timeout=600)
+                    await _wait_done(sessions, n + warm, timeout=600)
                     elapsed = time.perf_counter() - start
                 async with sessions() as session:
                     inbox = (await session.execute(select(InboxRow.id, InboxRow.message_id, InboxRow.status, InboxRow.attempts))).all()
@@ -183,8 +188,13 @@ async def run(base_url: str, nodes: int, n: int, concurrency: int, workers: int,
     }
 
 
-async def _post(http: aiohttp.ClientSession, node: Node, i: int) -> None:
-    body = {"user": REPS[i % len(REPS)], "text": TEXTS[i % len(TEXTS)], "id": f"b-{i}" if i >= 0 else f"warm{i}"}
+async def _post(http: aiohttp.ClientSession, node: Node, senders: list[Sender], i: int, *, warm: bool = False) -> None:
+    """Message ``i`` of the run (negative: a node's extractor warm-up; ``warm``: sender ``i``'s "收到" before the clock)."""
+    if warm:
+        body = {"user": senders[i].key, "text": "收到", "id": f"warm-{senders[i].key}"}
+    else:
+        user, text = message(senders, abs(i))
+        body = {"user": user, "text": text, "id": f"b-{i}" if i >= 0 else f"warm{i}"}
     async with http.post(f"{node.base}/local/messages", json=body, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
         if resp.status != 200:
             raise RuntimeError(f"POST /local/messages: {resp.status} {await resp.text()}")
@@ -211,14 +221,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="inbox workers per node")
     parser.add_argument("--lease", type=float, default=5.0, help="lease seconds (how soon a killed node's rows are taken over)")
     parser.add_argument("--kill", action="store_true", help="SIGKILL one node halfway through the two-node run")
+    parser.add_argument("--reps", type=int, default=200, help="reps the messages are spread over (6 = the demo org's, as before)")
     args = parser.parse_args()
     if not args.db.startswith("postgresql"):
         parser.error("several nodes need PostgreSQL")
     results = [
-        asyncio.run(run(args.db, nodes, args.n, args.concurrency, args.workers, args.lease, args.kill and nodes > 1))
+        asyncio.run(run(args.db, nodes, args.n, args.concurrency, args.workers, args.lease, args.kill and nodes > 1, args.reps))
         for nodes in (1, 2)
     ]
-    print(f"cluster benchmark (PostgreSQL, {args.workers} inbox workers per node, concurrency {args.concurrency}"
+    print(f"cluster benchmark (PostgreSQL, {args.reps} reps, {args.workers} inbox workers per node, concurrency {args.concurrency}"
           f"{', one node SIGKILLed halfway through the 2-node run' if args.kill else ''}; {os.cpu_count()} CPUs on this box)")
     for key in results[0]:
         print(f"  {key:22s} " + "".join(f"{str(r[key]):>12s}" for r in results))
