@@ -39,7 +39,7 @@ from wecom_callback_bench import start_client
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import accept
 from bot.runtime import Runtime
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, read_session, session_factory
 from storage.models import Base, InboxRow, OutboxRow
 
 REPS = DEMO_REPS
@@ -172,7 +172,7 @@ async def warm_senders(runtime: Runtime, senders: list[Sender]) -> None:
 async def _drained(runtime: Runtime) -> None:
     """Until no message is waiting or being processed and no reply is waiting to be sent."""
     while True:
-        async with runtime.app.sessions() as session:
+        async with read_session(runtime.app.sessions) as session:
             pending_in = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
             pending_out = await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "sending"))))
         if not pending_in and not pending_out:
@@ -182,7 +182,7 @@ async def _drained(runtime: Runtime) -> None:
 
 async def table_counts(runtime: Runtime) -> dict[str, int]:
     """Rows in every table of the schema."""
-    async with runtime.app.sessions() as session:
+    async with read_session(runtime.app.sessions) as session:
         return {table.name: int(await session.scalar(select(func.count()).select_from(table)) or 0) for table in Base.metadata.sorted_tables}
 
 

@@ -130,6 +130,7 @@ async def drain(db_url: str, n: int, workers: int, reps: int = 200) -> dict[str,
     from pipeline_bench import TEXTS
     from sqlalchemy import func, select
 
+    from storage.db import read_session
     from storage.models import InboxRow, OutboxRow
 
     config = bench_config(db_url, pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05})
@@ -161,7 +162,7 @@ async def drain(db_url: str, n: int, workers: int, reps: int = 200) -> dict[str,
         tasks.append(asyncio.create_task(poll("outbox", runtime.deliver_once, wakeup=app.outbox_wakeup, stop=stop,
                                               interval=0.05, log=app.log)))
         while True:
-            async with app.sessions() as session:
+            async with read_session(app.sessions) as session:
                 left = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
                 left_out = await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "sending"))))
             if not left and not left_out:

@@ -27,6 +27,7 @@ from bot.pipeline import inbox, outbox
 from bot.pipeline.notify import InPlace, in_place, notify
 from bot.redact import redact
 from bot.router import HandlerContext, Router
+from storage.db import read_session
 from storage.lookups import attach, snapshot
 from storage.models import InboxRow, OutboxRow, Person
 from storage.people import find_person
@@ -49,7 +50,7 @@ async def _sender(app: AppContext, platform: str, sender: str) -> dict[str, Any]
     cached = app.lookups.person(platform, sender)
     if cached is not None:
         return cached
-    async with app.sessions() as session:
+    async with read_session(app.sessions) as session:
         person = await find_person(session, platform, sender)
     if person is None:
         return None
@@ -116,7 +117,7 @@ class Dispatcher:
         """
         row = claimed
         if row is None:
-            async with app.sessions() as session:
+            async with read_session(app.sessions) as session:
                 row = await session.get(InboxRow, row_id)
             if not inbox.owned(row, attempt):
                 return None
