@@ -26,9 +26,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from harness import DEMO_ORG, DEMO_REPS as DEMO_SENDERS, ROOT, Sender, fresh_postgres, free_port, message, seed_senders  # noqa: I001 - benchmarks/ is on sys.path
 from storage.db import create_engine, session_factory, transaction, upgrade
@@ -97,6 +98,19 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(user, system) CPU seconds the node's process has used so far (Linux /proc).
+
+        System time is mostly loopback networking: on a send the kernel delivers the packet
+        to PostgreSQL in the sender's context, so each round trip costs the node system CPU.
+        """
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0, 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
     def delivered(self) -> list[int]:
         if not self.transcript.exists():
             return []
@@ -120,7 +134,7 @@ async def _prepare(db_url: str, reps: int) -> list[Sender]:
 
 async def run(
     base_url: str, nodes: int, n: int, concurrency: int, workers: int, lease: float, kill: bool, reps: int
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     async with fresh_postgres(base_url) as db_url:
         senders = await _prepare(db_url, reps)
         with tempfile.TemporaryDirectory() as tmp:
@@ -157,11 +171,20 @@ async def run(
                             if kill and nodes > 1 and posted[0] == n // 2 and started[0].alive:
                                 started[0].kill()
 
+                    sampler = DatabaseSampler(sessions)
+                    cpu_before = [node.cpu_seconds() for node in started]
+                    box_before = _box_cpu()
                     start = time.perf_counter()
+                    sampler.start()
                     await asyncio.gather(*(send(i) for i in range(n)))
                     acked = time.perf_counter() - start
                     await _wait_done(sessions, n + warm, timeout=600)
                     elapsed = time.perf_counter() - start
+                    box_after = _box_cpu()
+                    spent = [(node.cpu_seconds(), before) for node, before in zip(started, cpu_before) if node.alive]
+                    node_user = sum(after[0] - before[0] for after, before in spent)
+                    node_sys = sum(after[1] - before[1] for after, before in spent)
+                    database = await sampler.stop()
                 async with sessions() as session:
                     inbox = (await session.execute(select(InboxRow.id, InboxRow.message_id, InboxRow.status, InboxRow.attempts))).all()
                     outbox = (await session.execute(select(OutboxRow.id, OutboxRow.status))).all()
@@ -185,7 +208,57 @@ async def run(
         "replies_unsent": sum(1 for _, status in outbox if status != "sent"),
         "replies_lost_on_wire": sum(1 for row_id, _ in outbox if wire[row_id] == 0),
         "replies_twice_on_wire": sum(1 for count in wire.values() if count > 1),
+        "node_user_ms_per_msg": round(1000 * node_user / n, 2),
+        "node_sys_ms_per_msg": round(1000 * node_sys / n, 2),
+        "box_cpu_busy": f"{(box_after[0] - box_before[0]) / max(1e-9, box_after[1] - box_before[1]):.0%}",
+        **database,
     }
+
+
+def _box_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole box so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+class DatabaseSampler:
+    """Samples what the run's PostgreSQL backends are doing (pg_stat_activity) every ``every`` seconds.
+
+    Where a second node loses shows here: backends waiting on a lock (rows both nodes
+    write), idle in a transaction (the node's Python holds a transaction open while it
+    computes), or simply active (the database is the bottleneck).
+    """
+
+    def __init__(self, sessions, every: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+        self._sessions, self._every = sessions, every
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        query = text(
+            "SELECT CASE WHEN wait_event_type = 'Lock' THEN 'lock_wait' WHEN state = 'idle in transaction' THEN 'idle_in_tx'"
+            " WHEN state = 'active' THEN 'active' ELSE 'idle' END, count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' GROUP BY 1"
+        )
+        while True:
+            async with self._sessions() as session:
+                for what, count in (await session.execute(query)).all():
+                    self.counts[what] += count
+            self.samples += 1
+            await asyncio.sleep(self._every)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        per = max(1, self.samples)
+        return {f"backends_{what}": round(self.counts[what] / per, 2) for what in ("active", "idle_in_tx", "lock_wait")}
 
 
 async def _post(http: aiohttp.ClientSession, node: Node, senders: list[Sender], i: int, *, warm: bool = False) -> None:
