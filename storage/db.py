@@ -208,9 +208,15 @@ def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncSession:
     whole transaction: a poll that finds nothing, or a cache fill, would queue
     acknowledgements and other processes behind it. Never write in one: a deferred
     transaction that upgrades to a write can fail at once with "database is locked" when
-    another process wrote in between. On PostgreSQL this is an ordinary session.
+    another process wrote in between. On PostgreSQL its statements run in autocommit: no
+    ``BEGIN`` and ``ROLLBACK`` round trips around a probe (each read sees committed data,
+    which is all a probe or a cache fill needs).
     """
-    return factory(execution_options={READS_ONLY: True})
+    options: dict[str, Any] = {READS_ONLY: True}
+    bind = factory.kw.get("bind")
+    if bind is not None and bind.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return factory(execution_options=options)
 
 
 @asynccontextmanager
