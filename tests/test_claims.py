@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from bot.messages import Inbound, Kind
 from bot.pipeline import inbox, outbox
 from bot.pipeline.inbox import batch_size
 from storage.db import transaction
+from storage.models import InboxRow
 from storage.org import OrgSpec, PersonSpec, import_org
 from tests.conftest import RuntimeFactory
 from tests.harness import Harness
@@ -87,3 +88,21 @@ async def test_a_claim_grows_with_the_senders_that_are_ready(make_runtime: Runti
     assert len(first) == 25 and len(second) == 15
     assert len({row.sender for row in first + second}) == 40  # every rep's first message, none of their second
     assert await inbox.claim_batch(runtime.app) == []
+
+
+async def test_a_batch_is_marked_done_in_one_statement(make_runtime: RuntimeFactory) -> None:
+    """Six reps' messages in one claim: one UPDATE marks them all done (after their handler work, in its transaction)."""
+    runtime = await make_runtime()
+    reps = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
+    for key in reps:
+        await inbox.accept(runtime.app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=key, kind=Kind.TEXT,
+                                                conversation=key, text="收到"))
+    rows = await inbox.claim_batch(runtime.app)
+    assert len(rows) == len(reps)
+    with statements(runtime.app) as seen:
+        await runtime.dispatcher.handle_batch(runtime.app, rows)
+    marks = [s for s in seen if s.startswith("UPDATE inbox")]
+    assert len(marks) == 1, seen
+    async with runtime.app.sessions() as session:
+        done = (await session.execute(select(InboxRow.status).where(InboxRow.sender.in_(reps)))).scalars().all()
+    assert done == ["done"] * len(reps)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, update
+from sqlalchemy import and_, bindparam, or_, tuple_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -320,6 +320,34 @@ async def finish_owned(session: AsyncSession, row_id: int, attempt: int, now: da
     )
     result = await session.execute(stmt)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+class LeaseLost(Exception):
+    """A row this worker processed was taken over by another (its lease expired): the transaction must not commit."""
+
+
+@functools.cache
+def _finish_all_statement() -> Any:
+    table = InboxRow.__table__
+    return (
+        update(table)
+        .where(tuple_(table.c.id, table.c.attempts).in_(bindparam("owned", expanding=True)), table.c.status == "processing")
+        .values(status="done", processed_at=bindparam("now", type_=table.c.processed_at.type), lease_until=None, error="")
+        .returning(table.c.id)
+    )
+
+
+async def finish_all(session: AsyncSession, owned: Sequence[tuple[int, int]], now: datetime) -> set[int]:
+    """Mark the ``(id, attempt)`` rows done in one statement, in the caller's transaction; returns the ids marked.
+
+    The batch form of :func:`finish_owned`, run after the messages' handler work: an id
+    missing from the result was taken over by another worker, and the caller must roll
+    its transaction back (the rows are then processed one by one, each checking first).
+    """
+    if not owned:
+        return set()
+    result = await session.execute(_finish_all_statement(), {"owned": [tuple(pair) for pair in owned], "now": now})
+    return {row_id for (row_id,) in result.all()}
 
 
 def owned(row: InboxRow | None, attempt: int) -> bool:
