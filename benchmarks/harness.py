@@ -16,6 +16,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -26,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from aiohttp import web  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
 
 from bot.app import build_runtime  # noqa: E402
@@ -33,9 +36,114 @@ from bot.cli import configure_logging  # noqa: E402
 from bot.config import Config, parse_config  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from storage.db import transaction  # noqa: E402
-from storage.org import import_org, parse_org_file  # noqa: E402
+from storage.org import OrgSpec, PersonSpec, TeamSpec, import_org, parse_org_file  # noqa: E402
 
 DEMO_ORG = ROOT / "bot" / "demo" / "org.toml"
+
+
+#: The demo org's reps and the texts every benchmark has sent them (``--reps 6``: today's setup).
+DEMO_REPS = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
+DEMO_TEXTS = [
+    "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
+    "王主任说下个月招标，重点推二代导管，价格可以谈",
+    "瑞金医院的合同已经盖章了，总金额一百二十万，下周安排装机",
+    "收到",
+]
+#: The same four shapes of message, about a hospital in the rep's own region.
+TEAM_TEXTS = [
+    "今天拜访了{hospital}设备科张科长，下周三前把报价单发给他",
+    "{hospital}王主任说下个月招标，重点推二代导管，价格可以谈",
+    "{hospital}的合同已经盖章了，总金额一百二十万，下周安排装机",
+    "收到",
+]
+CITIES = ["上海", "南京", "苏州", "杭州", "宁波", "合肥", "福州", "厦门", "济南", "青岛", "郑州", "武汉", "长沙", "广州",
+          "深圳", "南宁", "成都", "重庆", "西安", "兰州", "北京", "天津", "石家庄", "太原", "沈阳", "长春", "哈尔滨", "昆明"]
+ORDINALS = "一二三四五六七八九"
+TEAM_SIZE = 10  # reps per team, each team with its manager and one city as its region
+HOSPITALS_PER_CITY = 5
+
+
+@dataclass(frozen=True)
+class Sender:
+    """One rep who writes during the benchmark: the id they write from and what they write."""
+
+    key: str
+    wecom_userid: str
+    texts: tuple[str, ...]
+
+
+def message(senders: list[Sender], i: int) -> tuple[str, str]:
+    """Who sends the ``i``-th message of a run and what: the senders take turns, each going through their texts.
+
+    With the demo senders the text is the ``i``-th of four, as every earlier run had it.
+    """
+    sender = senders[i % len(senders)]
+    demo = len(senders) == len(DEMO_REPS) and all(s.key == key for s, key in zip(senders, DEMO_REPS))
+    turn = i if demo else i // len(senders)
+    return sender.key, sender.texts[turn % len(sender.texts)]
+
+
+def team_spec(reps: int) -> tuple[OrgSpec, dict[str, str]]:
+    """A sales org of ``reps`` reps in teams of ``TEAM_SIZE``, each team led by a manager and covering one city.
+
+    Returns the org and each rep's city. Keys are ``bench-…`` so they never meet the demo org's.
+    """
+    teams: list[TeamSpec] = []
+    people: list[PersonSpec] = []
+    city_of: dict[str, str] = {}
+    for t in range((reps + TEAM_SIZE - 1) // TEAM_SIZE):
+        city = CITIES[t % len(CITIES)]
+        team, manager = f"bench-team-{t:03d}", f"bench-mgr-{t:03d}"
+        teams.append(TeamSpec(key=team, name=f"{city}{t // len(CITIES) + 1}组", region=city, manager=manager))
+        people.append(PersonSpec(key=manager, name=f"经理{t:03d}", role="manager", team=team, wecom_userid=f"BenchMgr{t:03d}",
+                                 regions=[city], product_lines=["心血管"]))
+        for r in range(t * TEAM_SIZE, min(reps, (t + 1) * TEAM_SIZE)):
+            key = f"bench-rep-{r:04d}"
+            people.append(PersonSpec(key=key, name=f"代表{r:04d}", role="rep", team=team, manager=manager,
+                                     wecom_userid=f"BenchRep{r:04d}", regions=[city], product_lines=["心血管"]))
+            city_of[key] = city
+    return OrgSpec(teams=teams, people=people), city_of
+
+
+def hospitals(city: str) -> list[str]:
+    return [f"{city}市第{ORDINALS[k]}人民医院" for k in range(HOSPITALS_PER_CITY)]
+
+
+async def seed_senders(session: AsyncSession, reps: int, lexicon: Any) -> list[Sender]:
+    """The reps a benchmark's messages are spread over, seeded through the product's own org import and accounts.
+
+    ``reps == 6`` is the demo org's six reps and texts (the setup every earlier figure used).
+    Otherwise a morning standup of a larger team (:func:`team_spec`): the reps are imported
+    like an org file, and the hospitals of each team's city exist already as accounts (created
+    with the notes feature's own ``resolve_account``), so the run measures the steady state,
+    not the first mention of every hospital. Runs inside the caller's transaction.
+    """
+    if reps == len(DEMO_REPS):
+        return [Sender(key, "", tuple(DEMO_TEXTS)) for key in DEMO_REPS]
+    from handlers.accounts.service import resolve_account
+
+    spec, city_of = team_spec(reps)
+    await import_org(session, spec)
+    now = datetime.now(timezone.utc)
+    for city in sorted(set(city_of.values())):
+        for name in hospitals(city):
+            account, _ = await resolve_account(session, name, lexicon.canonical_account, actor_id=None, now=now)
+            account.region = city
+    senders: list[Sender] = []
+    for p in spec.people:
+        if p.role != "rep":
+            continue
+        own, n = hospitals(city_of[p.key]), len(senders)
+        # each rep starts at a different text and hospital, so a batch holds every kind of message
+        texts = tuple(TEAM_TEXTS[(n + k) % len(TEAM_TEXTS)].format(hospital=own[(n + k) % len(own)]) for k in range(len(TEAM_TEXTS)))
+        senders.append(Sender(p.key, p.wecom_userid, texts))
+    return senders
+
+
+async def seed(runtime: Runtime, reps: int) -> list[Sender]:
+    """:func:`seed_senders` in a started runtime, in one transaction of its own."""
+    async with transaction(runtime.app.sessions) as session:
+        return await seed_senders(session, reps, runtime.app.services.lexicon)
 
 
 def bench_config(db_url: str, **sections: dict[str, Any]) -> Config:

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from harness import bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
+from harness import DEMO_REPS as REPS_6, bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
 from sqlalchemy import event
 
 from bot.messages import Inbound, Kind
@@ -122,24 +122,36 @@ async def measure(db_url: str, notes: int, verbose: bool) -> dict[str, float]:
     }
 
 
-async def drain(db_url: str, n: int, workers: int) -> dict[str, float]:
-    """Processing throughput without ingest contention: ``n`` mixed messages stored first, then timed to delivered."""
+async def drain(db_url: str, n: int, workers: int, reps: int = 200) -> dict[str, float]:
+    """Processing throughput without ingest contention: ``n`` mixed messages from ``reps`` reps stored first, then timed to delivered."""
     import time
 
-    from pipeline_bench import REPS, TEXTS
+    from harness import message, seed
+    from pipeline_bench import TEXTS
     from sqlalchemy import func, select
 
+    from storage.db import read_session
     from storage.models import InboxRow, OutboxRow
 
     config = bench_config(db_url, pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05})
     async with running(config, workers=False) as runtime:
         app = runtime.app
+        senders = await seed(runtime, reps)
         await accept(app, Inbound(platform="local", message_id="warm", sender="zhangwei", kind=Kind.TEXT, text=TEXTS[0]))
         await runtime.work_once()
         await runtime.deliver_once()
+        if [s.key for s in senders] != REPS_6:
+            for sender in senders:
+                await accept(app, Inbound(platform="local", message_id=f"warm-{sender.key}", sender=sender.key, kind=Kind.TEXT,
+                                          conversation=sender.key, text="收到"))
+            while await runtime.work_once():
+                pass
+            while await runtime.deliver_once():
+                pass
         for i in range(n):
-            await accept(app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=REPS[i % len(REPS)],
-                                      kind=Kind.TEXT, conversation=REPS[i % len(REPS)], text=TEXTS[i % len(TEXTS)]))
+            user, text = message(senders, i)
+            await accept(app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=user, kind=Kind.TEXT,
+                                      conversation=user, text=text))
         log = StatementLog(app.engine)
         start, cpu = time.perf_counter(), time.process_time()
         stop = asyncio.Event()
@@ -150,7 +162,7 @@ async def drain(db_url: str, n: int, workers: int) -> dict[str, float]:
         tasks.append(asyncio.create_task(poll("outbox", runtime.deliver_once, wakeup=app.outbox_wakeup, stop=stop,
                                               interval=0.05, log=app.log)))
         while True:
-            async with app.sessions() as session:
+            async with read_session(app.sessions) as session:
                 left = await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status.in_(("pending", "processing"))))
                 left_out = await session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status.in_(("pending", "sending"))))
             if not left and not left_out:
@@ -172,13 +184,15 @@ def main() -> int:
     parser.add_argument("-v", action="store_true", help="print the statements of the last note")
     parser.add_argument("--drain", type=int, default=0, help="also time processing N stored mixed messages (no ingest contention)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=200, help="--drain: reps the messages are spread over (6 = the demo org's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/rt.db"
         result = asyncio.run(measure(db, args.n, args.v))
         if args.drain:
-            result.update(asyncio.run(drain(db, args.drain, args.workers)))
-    print(f"statements per typical note ({db.split(':', 1)[0]}; one note per batch, then a batch of six reps' notes)")
+            result.update(asyncio.run(drain(db, args.drain, args.workers, args.reps)))
+    print(f"statements per typical note ({db.split(':', 1)[0]}; one note per batch, then a batch of six reps' notes"
+          + (f"; drain: {args.reps} reps)" if args.drain else ")"))
     for key, value in result.items():
         print(f"  {key:18s} {value:.1f}")
     return 0

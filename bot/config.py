@@ -56,7 +56,14 @@ class DatabaseConfig(_Section):
 class PipelineConfig(_Section):
     workers: int = Field(2, ge=0, le=64, description="inbox workers on this node; 0 = ingest only")
     outbox_workers: int = Field(1, ge=0, le=64)
-    poll_interval: float = Field(0.2, gt=0, le=60)
+    poll_interval: float = Field(0.2, gt=0, le=60, description="seconds between polls right after work; doubles while idle")
+    poll_interval_max: float = Field(1.0, gt=0, le=60, description="idle polls back off up to this (bounds pickup from other nodes)")
+    claim_batch: int = Field(
+        16, ge=1, le=500,
+        description="most inbox rows one claim takes (one per sender; shared among workers); all are held until the batch commits,"
+                    " so keep it × the time per message well under lease_seconds",
+    )
+    outbox_batch: int = Field(50, ge=1, le=1000, description="most replies one delivery claim takes (one per recipient)")
     lease_seconds: float = Field(120, ge=1)
     max_attempts: int = Field(3, ge=1, le=100)
     outbox_max_attempts: int = Field(8, ge=1, le=100, description="attempts after unexpected errors (bugs)")

@@ -131,13 +131,16 @@ class Runtime:
         for channel in self.app.channels.values():
             await channel.start()
         if workers:
-            app, stop, interval = self.app, self._stop, cfg.pipeline.poll_interval
+            app, stop = self.app, self._stop
+            interval, most = cfg.pipeline.poll_interval, cfg.pipeline.poll_interval_max
             for n in range(cfg.pipeline.workers):
                 self._tasks.append(asyncio.create_task(poll(
-                    f"inbox-{n}", self.work_once, wakeup=app.inbox_wakeup, stop=stop, interval=interval, log=app.log)))
+                    f"inbox-{n}", self.work_once, wakeup=app.inbox_wakeup, stop=stop, interval=interval, max_interval=most,
+                    log=app.log)))
             for n in range(cfg.pipeline.outbox_workers):
                 self._tasks.append(asyncio.create_task(poll(
-                    f"outbox-{n}", self.deliver_once, wakeup=app.outbox_wakeup, stop=stop, interval=interval, log=app.log)))
+                    f"outbox-{n}", self.deliver_once, wakeup=app.outbox_wakeup, stop=stop, interval=interval, max_interval=most,
+                    log=app.log)))
             for service in self._background:
                 await service.start()
             await self.jobs.start()

@@ -154,7 +154,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5, busy_time
     SQLite's busy handler, which sleeps in growing steps (measured: 8x lower throughput).
     Across processes (``genjin chat`` beside ``serve``) transactions start with BEGIN
     IMMEDIATE, so they wait on the busy timeout rather than deadlock on lock upgrade.
-    Code must therefore never hold two sessions at once on SQLite.
+    Code must therefore never hold two sessions at once on SQLite. A session that only
+    reads (:func:`read_session`) begins deferred instead: it takes no write lock, so an
+    idle poll does not hold up an acknowledgement or another process.
 
     ``busy_timeout_ms=0`` is for a connection whose caller retries a locked database
     itself, in short asynchronous steps (the acknowledgement path), instead of letting
@@ -180,7 +182,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5, busy_time
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READS_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -193,6 +195,28 @@ def is_locked(exc: BaseException) -> bool:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+#: Connection execution option of sessions that only read (see :func:`read_session`).
+READS_ONLY = "genjin_reads_only"
+
+
+def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session for reads only: on SQLite its transaction begins deferred, not ``BEGIN IMMEDIATE``.
+
+    Reads in WAL mode need no lock, but ``BEGIN IMMEDIATE`` takes the write lock for the
+    whole transaction: a poll that finds nothing, or a cache fill, would queue
+    acknowledgements and other processes behind it. Never write in one: a deferred
+    transaction that upgrades to a write can fail at once with "database is locked" when
+    another process wrote in between. On PostgreSQL its statements run in autocommit: no
+    ``BEGIN`` and ``ROLLBACK`` round trips around a probe (each read sees committed data,
+    which is all a probe or a cache fill needs).
+    """
+    options: dict[str, Any] = {READS_ONLY: True}
+    bind = factory.kw.get("bind")
+    if bind is not None and bind.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return factory(execution_options=options)
 
 
 @asynccontextmanager

@@ -45,6 +45,7 @@ url = "{db_url}"
 workers = 2
 poll_interval = 0.05
 lease_seconds = 2
+outbox_batch = 20
 [logging]
 level = "WARNING"
 [playbook]

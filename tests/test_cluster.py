@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 REPS = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
 MESSAGES = 120
-OUTBOX_CLAIM_LIMIT = 20  # bot.pipeline.outbox.claim: what one node can have in flight on the wire
+OUTBOX_CLAIM_LIMIT = 20  # [pipeline] outbox_batch in tests/serve.write_config: what one node can have in flight on the wire
 
 
 def _delivered(transcript: Path) -> list[int]:

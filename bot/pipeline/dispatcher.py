@@ -27,6 +27,7 @@ from bot.pipeline import inbox, outbox
 from bot.pipeline.notify import InPlace, in_place, notify
 from bot.redact import redact
 from bot.router import HandlerContext, Router
+from storage.db import read_session
 from storage.lookups import attach, snapshot
 from storage.models import InboxRow, OutboxRow, Person
 from storage.people import find_person
@@ -49,7 +50,7 @@ async def _sender(app: AppContext, platform: str, sender: str) -> dict[str, Any]
     cached = app.lookups.person(platform, sender)
     if cached is not None:
         return cached
-    async with app.sessions() as session:
+    async with read_session(app.sessions) as session:
         person = await find_person(session, platform, sender)
     if person is None:
         return None
@@ -116,7 +117,7 @@ class Dispatcher:
         """
         row = claimed
         if row is None:
-            async with app.sessions() as session:
+            async with read_session(app.sessions) as session:
                 row = await session.get(InboxRow, row_id)
             if not inbox.owned(row, attempt):
                 return None
@@ -127,17 +128,22 @@ class Dispatcher:
         return _Job(row, attempt, msg, prepared, known)
 
     async def _apply(
-        self, app: AppContext, session: AsyncSession, job: _Job, now: datetime, answers: list[dict[str, object]]
+        self, app: AppContext, session: AsyncSession, job: _Job, now: datetime, answers: list[dict[str, object]],
+        deferred: list[tuple[int, int]] | None = None,
     ) -> str:
         """The message's handler writes, its outbox rows and its done mark, in the caller's transaction.
 
         The answers to the sender are appended to ``answers``: the caller inserts them with
-        :func:`outbox.enqueue_many` before it commits.
+        :func:`outbox.enqueue_many` before it commits. With ``deferred`` the done mark is
+        left to the caller (appended as ``(id, attempt)``, see :func:`inbox.finish_all`),
+        unless preprocessing changed the payload, which is written with the mark here.
         """
         row, msg, prepared, known = job.row, job.msg, job.prepared, job.known
         # keep what preprocessing found (transcripts, speech errors) with the message
         payload = {**(row.payload or {}), "extra": prepared.extra} if prepared.extra != msg.extra else None
-        if not await inbox.finish_owned(session, row.id, job.attempt, now, payload=payload):
+        if deferred is not None and payload is None:
+            deferred.append((row.id, job.attempt))
+        elif not await inbox.finish_owned(session, row.id, job.attempt, now, payload=payload):
             return "lost"  # our lease expired and another worker took over
         person = attach(session, Person, known) if known is not None else await find_person(session, row.platform, row.sender)
         if person is None:
@@ -219,10 +225,14 @@ class Dispatcher:
                 async with app.sessions() as session:
                     async with session.begin():
                         answers: list[dict[str, object]] = []
+                        marks: list[tuple[int, int]] = []
                         for job in jobs:
                             if done and not app.ingest_idle.is_set():
                                 break  # let the waiting acknowledgement have the database
-                            done.append((job, await self._apply(app, session, job, now, answers)))
+                            done.append((job, await self._apply(app, session, job, now, answers, marks)))
+                        # one done mark for the batch; a row whose lease was taken over meanwhile rolls it all back
+                        if len(await inbox.finish_all(session, marks, now)) != len(marks):
+                            raise inbox.LeaseLost("a row of the batch was taken over")
                         await outbox.enqueue_many(session, answers)
             except Exception:  # noqa: BLE001 - rolled back whole: each message again, alone
                 app.log.info("inbox.batch_rolled_back", rows=len(done))

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, or_, tuple_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import Accepted, Inbound, Kind, bounded_key
-from storage.claims import claim_rows
-from storage.db import insert_for, is_locked
+from storage.claims import LIMIT, PreparedClaim, prepare_claim
+from storage.db import insert_for, is_locked, read_session
 from storage.models import InboxRow
 
 UNFINISHED = ("pending", "processing")
@@ -237,37 +237,66 @@ def _claimable(now: datetime) -> Any:
     return lambda row: and_(row.status.in_(UNFINISHED), or_(row.lease_until.is_(None), row.lease_until <= now))
 
 
-async def claim_batch(app: AppContext, limit: int = 10) -> list[InboxRow]:
-    """Claim up to ``limit`` rows in one statement; returns them whole (detached), in id order.
+@functools.cache
+def _claim_statements(dialect: str) -> PreparedClaim:
+    """The inbox claim and its probe, built once per dialect (parameters: ``now``, ``lease_until``, the limit)."""
+    return prepare_claim(
+        InboxRow,
+        dialect,
+        claimable=_claimable(bindparam("now", type_=InboxRow.lease_until.type)),
+        values={"status": "processing", "lease_until": bindparam("lease_until", type_=InboxRow.lease_until.type),
+                "attempts": InboxRow.attempts + 1},
+        returning=(InboxRow,),
+        in_order_by=("platform", "sender"),
+        unfinished=lambda row: row.status.in_(UNFINISHED),
+    )
+
+
+def batch_size(ready: int, workers: int, most: int) -> int:
+    """How many of ``ready`` claimable rows one claim takes: an even share per worker, at most ``most``.
+
+    Each ready row is the next message of a different sender (per-sender order), so with
+    six senders a claim can never take more than six, and with two hundred it takes up
+    to ``most``: one transaction and one commit for all of them. Sharing them out leaves
+    the node's other workers a batch too, instead of an empty claim (on PostgreSQL, where
+    they run side by side; see :func:`claim_batch` for SQLite).
+    """
+    return max(1, min(most, -(-ready // max(1, workers))))
+
+
+async def claim_batch(app: AppContext, limit: int | None = None) -> list[InboxRow]:
+    """Claim a batch in one statement; returns the rows whole (detached), in id order.
 
     Returning the rows saves the dispatcher a read per message: it has the text, sender and
     attempt number it needs before its transaction, and checks ownership inside it with
-    the done mark itself (:func:`finish_owned`). A claim is a write transaction too (and is
-    tried on every wakeup, also when every row is blocked behind its sender's earlier one),
-    so it waits for the acknowledgement path like the handlers do (see :class:`Ingestor`).
+    the done mark itself (:func:`finish_owned`). A read-only probe runs first: it sizes
+    the batch (:func:`batch_size`, at most ``limit`` or ``[pipeline] claim_batch``) and,
+    when nothing is claimable (an idle poll, or every row blocked behind its sender's
+    earlier one), returns without a write transaction. The claim itself is a write, so
+    it waits for the acknowledgement path like the handlers do (see :class:`Ingestor`).
     """
     await app.ingest_idle.wait()
+    p = app.config.pipeline
+    dialect = app.engine.dialect.name
+    most = limit if limit is not None else p.claim_batch
+    # On SQLite a process's transactions run one after another on its one connection:
+    # splitting the ready rows between workers would only double the commits (measured:
+    # 21 statements a message instead of 16 with six senders), so one claim takes them all.
+    workers = p.workers if limit is None and dialect == "postgresql" else 1
+    statements = _claim_statements(dialect)
     now = app.clock.now()
+    async with read_session(app.sessions) as session:
+        ready = len((await session.execute(statements.probe, {"now": now, LIMIT: most * max(1, workers)})).all())
+    if not ready:
+        return []
+    params = {"now": now, "lease_until": now + timedelta(seconds=p.lease_seconds), LIMIT: batch_size(ready, workers, most)}
     async with app.sessions() as session:
         async with session.begin():
-            owned = await claim_rows(
-                session,
-                InboxRow,
-                claimable=_claimable(now),
-                values={
-                    "status": "processing",
-                    "lease_until": now + timedelta(seconds=app.config.pipeline.lease_seconds),
-                    "attempts": InboxRow.attempts + 1,
-                },
-                returning=(InboxRow,),
-                limit=limit,
-                in_order_by=("platform", "sender"),
-                unfinished=lambda row: row.status.in_(UNFINISHED),
-            )
+            owned = list((await session.execute(statements.claim, params)).scalars().all())
     return sorted(owned, key=lambda row: row.id)
 
 
-async def claim(app: AppContext, limit: int = 10) -> list[tuple[int, int]]:
+async def claim(app: AppContext, limit: int | None = None) -> list[tuple[int, int]]:
     """Claim up to ``limit`` rows; returns (id, attempt) pairs this worker now owns."""
     return [(row.id, row.attempts) for row in await claim_batch(app, limit)]
 
@@ -291,6 +320,34 @@ async def finish_owned(session: AsyncSession, row_id: int, attempt: int, now: da
     )
     result = await session.execute(stmt)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+class LeaseLost(Exception):
+    """A row this worker processed was taken over by another (its lease expired): the transaction must not commit."""
+
+
+@functools.cache
+def _finish_all_statement() -> Any:
+    table = InboxRow.__table__
+    return (
+        update(table)
+        .where(tuple_(table.c.id, table.c.attempts).in_(bindparam("owned", expanding=True)), table.c.status == "processing")
+        .values(status="done", processed_at=bindparam("now", type_=table.c.processed_at.type), lease_until=None, error="")
+        .returning(table.c.id)
+    )
+
+
+async def finish_all(session: AsyncSession, owned: Sequence[tuple[int, int]], now: datetime) -> set[int]:
+    """Mark the ``(id, attempt)`` rows done in one statement, in the caller's transaction; returns the ids marked.
+
+    The batch form of :func:`finish_owned`, run after the messages' handler work: an id
+    missing from the result was taken over by another worker, and the caller must roll
+    its transaction back (the rows are then processed one by one, each checking first).
+    """
+    if not owned:
+        return set()
+    result = await session.execute(_finish_all_statement(), {"owned": [tuple(pair) for pair in owned], "now": now})
+    return {row_id for (row_id,) in result.all()}
 
 
 def owned(row: InboxRow | None, attempt: int) -> bool:

@@ -8,16 +8,18 @@ still undelivered.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, func, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import HELD, Platform, Reply
-from storage.claims import claim_rows
+from storage.claims import LIMIT, PreparedClaim, prepare_claim
+from storage.db import read_session
 from storage.models import OutboxRow
 
 UNFINISHED = ("pending", "sending")
@@ -89,45 +91,70 @@ def backoff(app: AppContext, attempts: int) -> float:
     return float(min(p.outbox_backoff_max, p.outbox_backoff_base * (2 ** max(0, attempts - 1))))
 
 
-def _held_here(row: type[OutboxRow], app: AppContext, enabled: list[str]) -> object:
-    """Local rows of a conversation held by a chat process go to that process only; others to any node."""
-    if LOCAL not in enabled:
-        return true()
-    holder = str(getattr(app.channels.get(LOCAL), "holder", "") or "")
-    mine = [row.conversation.like(f"%{HELD}{holder}")] if holder else []
-    return or_(row.platform != LOCAL, ~row.conversation.like(f"%{HELD}%"), *mine)
+def _held_here(row: type[OutboxRow]) -> ColumnElement[bool]:
+    """Local rows of a conversation held by a chat process go to that process only; others to any node.
+
+    ``held_mine`` is the pattern of this process's own held conversations ("" when it holds
+    none: ``LIKE ''`` matches only an empty conversation, which is never held).
+    """
+    return or_(row.platform != LOCAL, ~row.conversation.like(f"%{HELD}%"), row.conversation.like(bindparam("held_mine")))
 
 
-async def claim(app: AppContext, platforms: Iterable[str], limit: int = 20) -> list[OutboxRow]:
-    """Claim up to ``limit`` due rows for the given platforms, in id order."""
-    now = app.clock.now()
-    enabled = list(platforms)
+@functools.cache
+def _claim_statements(dialect: str) -> PreparedClaim:
+    """The outbox claim and its probe, built once per dialect.
 
-    def claimable(row: type[OutboxRow]) -> object:
+    Parameters: ``now``, ``lease_until``, ``platforms`` (this node's channels), ``held_mine``
+    and the limit.
+    """
+    now = bindparam("now", type_=OutboxRow.next_attempt_at.type)
+
+    def claimable(row: type[OutboxRow]) -> ColumnElement[bool]:
         return and_(
             row.status.in_(UNFINISHED),
             row.next_attempt_at <= now,
             or_(row.lease_until.is_(None), row.lease_until <= now),
         )
 
+    return prepare_claim(
+        OutboxRow,
+        dialect,
+        claimable=claimable,
+        values={
+            "status": "sending",
+            "lease_until": bindparam("lease_until", type_=OutboxRow.lease_until.type),
+            "attempts": OutboxRow.attempts + 1,
+        },
+        returning=(OutboxRow,),
+        in_order_by=("platform", "recipient"),
+        # an alert held for its merge window or quiet hours does not hold back later replies
+        unfinished=lambda row: and_(row.status.in_(UNFINISHED), or_(row.merge_key.is_(None), row.next_attempt_at <= now)),
+        where=lambda row: and_(row.platform.in_(bindparam("platforms", expanding=True)), _held_here(row)),
+    )
+
+
+async def claim(app: AppContext, platforms: Iterable[str], limit: int | None = None) -> list[OutboxRow]:
+    """Claim up to ``limit`` (default ``[pipeline] outbox_batch``) due rows for the given platforms, in id order.
+
+    A read-only probe runs first, so a poll that finds nothing due costs no write transaction.
+    """
+    now = app.clock.now()
+    enabled = list(platforms)
+    holder = str(getattr(app.channels.get(LOCAL), "holder", "") or "") if LOCAL in enabled else ""
+    params: dict[str, object] = {
+        "now": now,
+        "platforms": enabled,
+        "held_mine": f"%{HELD}{holder}" if holder else "",
+        LIMIT: limit if limit is not None else app.config.pipeline.outbox_batch,
+    }
+    statements = _claim_statements(app.engine.dialect.name)
+    async with read_session(app.sessions) as session:
+        if not (await session.execute(statements.probe, {**params, LIMIT: 1})).first():
+            return []
+    params["lease_until"] = now + timedelta(seconds=app.config.pipeline.lease_seconds)
     async with app.sessions() as session:
         async with session.begin():
-            claimed = await claim_rows(
-                session,
-                OutboxRow,
-                claimable=claimable,  # type: ignore[arg-type]
-                values={
-                    "status": "sending",
-                    "lease_until": now + timedelta(seconds=app.config.pipeline.lease_seconds),
-                    "attempts": OutboxRow.attempts + 1,
-                },
-                returning=(OutboxRow,),
-                limit=limit,
-                in_order_by=("platform", "recipient"),
-                # an alert held for its merge window or quiet hours does not hold back later replies
-                unfinished=lambda row: and_(row.status.in_(UNFINISHED), or_(row.merge_key.is_(None), row.next_attempt_at <= now)),
-                where=lambda row: and_(row.platform.in_(enabled), _held_here(row, app, enabled)),
-            )
+            claimed = list((await session.execute(statements.claim, params)).scalars().all())
     return sorted(claimed, key=lambda row: row.id)
 
 
