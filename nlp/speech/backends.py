@@ -102,8 +102,10 @@ def _windowed_model_class() -> type:
         def encode(self, features: np.ndarray) -> object:
             window = getattr(self.call, "window", None)
             if window is not None and features.shape[-1] > window:
-                # features are the piece's mel frames zero-padded to 30 s: keep the window only
-                features = features[..., :window]
+                # features are the piece's mel frames zero-padded to 30 s: keep the window only.
+                # A contiguous copy held here: CTranslate2's StorageView borrows the array's memory,
+                # and a copy made inside faster-whisper would be freed while still being read.
+                features = np.ascontiguousarray(features[..., :window])
             started = time.perf_counter()
             try:
                 return super().encode(features)
