@@ -3,7 +3,8 @@
 usage: python benchmarks/stt_bench.py [--sets A.jsonl ...] [--configs default previous ...]
          [--runs 10] [--limit N] [--pred-out DIR] [--max-cer 0.15] [--show-errors]
 
-For each configuration (``CONFIGS`` below; "previous" is the configuration before issue 16) a
+For each configuration (``CONFIGS`` below; "previous" is the default before the latency work
+of issue 16 part 3, "before-16" the configuration before issue 16) a
 child process loads the model, transcribes every memo of every set and reports CER (the
 definition of score_voice.py, nlp/speech/metrics.py), per-memo latency p50/p95, RTF, load time
 and peak RSS (ru_maxrss: that configuration alone). Then, in one process holding all
@@ -47,14 +48,17 @@ DEFAULT_SETS = [
     ROOT / "tests" / "data" / "voice-gen-blind.jsonl",
 ]
 _DEFAULT = SpeechConfig()
+# "previous": the default before the latency work of issue 16 part 3 (full 30 s encoder window).
+PREVIOUS = replace(_DEFAULT, encoder_min_seconds=30.0)
 # The configuration before issue 16: one piece per memo, beam 5 at any length, no word probabilities,
 # no warm-up decode, plain pinyin term correction only, no loop/prompt-leak repair, no heap trimming.
-PREVIOUS = replace(_DEFAULT, parallel_pieces=1, long_beam_size=_DEFAULT.beam_size, word_probabilities=False,
-                   warm_on_load=False, context_correction=False, repair_loops=False, trim_memory=False,
-                   spell_numbers=False)
+BEFORE_16 = replace(PREVIOUS, parallel_pieces=1, long_beam_size=_DEFAULT.beam_size, word_probabilities=False,
+                    warm_on_load=False, context_correction=False, repair_loops=False, trim_memory=False,
+                    spell_numbers=False)
 CONFIGS: dict[str, SpeechConfig] = {
     "default": _DEFAULT,
     "previous": PREVIOUS,
+    "before-16": BEFORE_16,
     "default-beam3": replace(_DEFAULT, beam_size=3),
     "default-beam5long": replace(_DEFAULT, long_beam_size=_DEFAULT.beam_size),
     "default-beam1": replace(_DEFAULT, beam_size=1),

@@ -11,7 +11,11 @@ Part 2 (latency): a ~21 s memo (dev memos joined frame by frame — AMR-NB is a 
 self-contained 20 ms frames) goes through the real pipeline — inbox, worker, download,
 speech-to-text, extraction, storage, outbox, local delivery — ``--runs`` times per
 configuration, the configurations alternating run by run so background load hits both alike.
-Prints p50/p95 of arrival → delivered note card and the box's load average before and after.
+Prints p50/p95 of arrival → delivered note card, the box's load average before and after, and
+where the wait goes (median per step: inbox insert, claim/poll wait, download, speech queue, the
+speech stages of ``Transcript.stages`` with each piece's encode/generate/align, handler,
+extraction, storage + outbox + delivery) plus the process CPU seconds per memo, which a busy box
+disturbs far less than wall time. The quality part prints CPU RTF next to RTF for the same reason.
 
     python benchmarks/voice_notes_bench.py [--runs 10] [--sets A.jsonl B.jsonl] [--configs default previous]
         [--no-quality] [--no-latency] [--out DIR]
@@ -32,6 +36,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness import ROOT, bench_config, running  # noqa: I001 - benchmarks/ is on sys.path
@@ -88,11 +93,12 @@ async def _quality(name: str, sets: list[Path], out_dir: Path) -> dict:
             for voice in sets:
                 memos, folder = load_memos(voice), voice_dir_for(voice)
                 preds, transcripts = [], []
-                audio_s = stt_s = 0.0
+                audio_s = stt_s = cpu_s = 0.0
                 for memo in memos:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     tr = await app.services.stt.transcribe((folder / memo["file"]).read_bytes(), hotwords=hotwords)
                     stt_s += time.perf_counter() - started
+                    cpu_s += time.process_time() - cpu  # all threads: comparable on a busy box
                     audio_s += tr.audio_seconds
                     text = repair_transcript(app, tr.text)  # exactly what the voice preprocessor does
                     note = extractor.extract(text, datetime.fromisoformat(memo["now"]))
@@ -105,6 +111,7 @@ async def _quality(name: str, sets: list[Path], out_dir: Path) -> dict:
                                    encoding="utf-8")
                 result["sets"][voice.stem] = {
                     "memos": len(memos), "rtf": stt_s / audio_s if audio_s else 0.0,
+                    "cpu_rtf": cpu_s / audio_s if audio_s else 0.0,
                     "cer": _last_line([sys.executable, str(TOOLS / "score_voice.py"), str(voice), str(tr_file)]),
                     "notes": _last_line([sys.executable, str(TOOLS / "score_notes.py"), str(voice), str(pred_file)]),
                 }
@@ -127,12 +134,68 @@ def quality(name: str, sets: list[Path], out_dir: Path) -> dict:
     return result
 
 
-async def latency(names: list[str], memo: Path, runs: int) -> dict[str, list[float]]:
+class _Timeline:
+    """When each step of one memo's trip happened (perf_counter), filled by the wrappers below."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.stages: tuple[tuple[str, float], ...] = ()
+        self.stt_seconds = 0.0
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, time.perf_counter())
+        self.cpu.setdefault(name, time.process_time())
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this process (all threads) from arrival to delivery: robust to other load."""
+        return self.cpu["delivered"] - self.cpu["arrival"]
+
+    def breakdown(self) -> list[tuple[str, float]]:
+        """Consecutive steps of arrival → note card; they add up to the whole wait."""
+        m = self.marks
+        rows = [
+            ("inbox insert (accept)", m["accepted"] - m["arrival"]),
+            ("claim / poll wait", m["fetch"] - m["accepted"]),
+            ("download (fetch_media)", m["fetched"] - m["fetch"]),
+            ("speech queue wait", (m["stt_done"] - m["stt_start"]) - self.stt_seconds),
+        ]
+        rows += [(f"speech: {name}", seconds) for name, seconds in self.stages if "." not in name]
+        rows.append(("speech: other", self.stt_seconds - sum(v for k, v in self.stages if "." not in k)))
+        rows += [("repair + handler until extraction", m["extract"] - m["stt_done"]),
+                 ("extraction", m["extracted"] - m["extract"]),
+                 ("storage + outbox + delivery", m["delivered"] - m["extracted"])]
+        return rows
+
+    def pieces(self) -> list[tuple[str, float]]:
+        return [(name, seconds) for name, seconds in self.stages if "." in name]
+
+
+class _TimedSpeech:
+    """The service under test, noting when the voice preprocessor called it and what it reported."""
+
+    def __init__(self, stt: object, timeline: Callable[[], _Timeline]) -> None:
+        self._stt = stt
+        self._timeline = timeline
+
+    async def transcribe(self, audio: bytes, *, hotwords: Sequence[str] = ()) -> object:
+        line = self._timeline()
+        line.mark("stt_start")
+        transcript = await self._stt.transcribe(audio, hotwords=hotwords)  # type: ignore[attr-defined]
+        line.mark("stt_done")
+        line.stages, line.stt_seconds = transcript.stages, transcript.seconds
+        return transcript
+
+
+async def latency(names: list[str], memo: Path, runs: int) -> tuple[dict[str, list[float]],
+                                                                    dict[str, list[_Timeline]]]:
+    """Arrival → delivered note card, configurations alternating run by run, with each run's timeline."""
     from nlp.speech import create_stt  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         async with running(_config(tmp)) as runtime:
             app = runtime.app
+            current: list[_Timeline] = [_Timeline()]
             services = {name: create_stt(CONFIGS[name]) for name in names}
             for stt in services.values():
                 await stt.warmup()
@@ -144,27 +207,76 @@ async def latency(names: list[str], memo: Path, runs: int) -> dict[str, list[flo
                     for k, ev in waiting.items():
                         if not ev.is_set():
                             delivered[k] = time.perf_counter()
+                            current[0].mark("delivered")
                             ev.set()
                             break
 
             app.channels["local"].add_listener(on_delivery)  # type: ignore[attr-defined]
+            channel = app.channels["local"]
+            fetch = channel.fetch_media  # type: ignore[attr-defined]
+
+            async def timed_fetch(ref: str, fmt: str) -> bytes:
+                current[0].mark("fetch")
+                data = await fetch(ref, fmt)
+                current[0].mark("fetched")
+                return data
+
+            channel.fetch_media = timed_fetch  # type: ignore[attr-defined]
+            extractor = app.services.extractor
+            extract = extractor.extract
+
+            def timed_extract(*args: object, **kwargs: object) -> object:
+                current[0].mark("extract")
+                note = extract(*args, **kwargs)
+                current[0].mark("extracted")
+                return note
+
+            extractor.extract = timed_extract  # type: ignore[method-assign]
             latencies: dict[str, list[float]] = {name: [] for name in names}
+            timelines: dict[str, list[_Timeline]] = {name: [] for name in names}
             for i in range(runs + 1):  # run 0 of each warms the pipeline; not counted
                 for name in names:
-                    app.services._stt = services[name]  # noqa: SLF001
+                    app.services._stt = _TimedSpeech(services[name], lambda: current[0])  # noqa: SLF001
                     key = f"{name}-{i}"
+                    current[0] = line = _Timeline()
                     waiting[key] = asyncio.Event()
                     started = time.perf_counter()
+                    line.mark("arrival")
                     await accept(app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender="zhangwei",
                                               kind=Kind.VOICE, conversation="zhangwei", media=str(memo),
                                               media_format="amr"))
+                    line.mark("accepted")
                     await asyncio.wait_for(waiting[key].wait(), timeout=300)
                     if i:
                         latencies[name].append(delivered[key] - started)
+                        timelines[name].append(line)
             app.services._stt = None  # noqa: SLF001
             for stt in services.values():
                 stt.close()
-    return latencies
+    return latencies, timelines
+
+
+def print_breakdown(names: list[str], timelines: dict[str, list[_Timeline]]) -> None:
+    """Median seconds of each step, configurations side by side (medians need not add up exactly)."""
+    names = [n for n in names if timelines.get(n)]
+    if not names:
+        return
+    print("where arrival → note card goes (median seconds over the runs):")
+    print(f"  {'step':<36}" + "".join(f"{n:>14}" for n in names))
+    steps = [step for step, _ in timelines[names[0]][0].breakdown()]
+    table = {n: [dict(t.breakdown()) for t in timelines[n]] for n in names}
+    for step in dict.fromkeys([*steps, *(s for n in names for s, _ in timelines[n][0].breakdown())]):
+        cells = [statistics.median(row.get(step, 0.0) for row in table[n]) for n in names]
+        print(f"  {step:<36}" + "".join(f"{c:>14.3f}" for c in cells))
+    totals = [statistics.median(sum(v for _, v in t.breakdown()) for t in timelines[n]) for n in names]
+    print(f"  {'total':<36}" + "".join(f"{c:>14.3f}" for c in totals))
+    cpu = [statistics.median(t.cpu_seconds() for t in timelines[n]) for n in names]
+    print(f"  {'CPU seconds, all threads':<36}" + "".join(f"{c:>14.3f}" for c in cpu))
+    print("  pieces (inside speech: decode, each on its own core):")
+    piece_steps = dict.fromkeys(s for n in names for t in timelines[n] for s, _ in t.pieces())
+    for step in piece_steps:
+        cells = [statistics.median(dict(t.pieces()).get(step, 0.0) for t in timelines[n]) for n in names]
+        print(f"    {step:<34}" + "".join(f"{c:>14.3f}" for c in cells))
 
 
 def p95(values: list[float]) -> float:
@@ -191,20 +303,22 @@ def main() -> int:
                 rows[name] = quality(name, args.sets, out_dir)
                 print(f"{name}: quality measured (peak RSS {rows[name]['peak_rss_mb']:.0f} MB)", flush=True)
         lat: dict[str, list[float]] = {}
+        timelines: dict[str, list[_Timeline]] = {}
         seconds = 0.0
         if not args.no_latency:
             dev = args.sets[0]
             files, seconds = pick_20s(load_memos(dev), voice_dir_for(dev))
             long_memo = out_dir / "memo-20s.amr"
             long_memo.write_bytes(join_amr(files))
-            lat = asyncio.run(latency(args.configs, long_memo, args.runs))
+            lat, timelines = asyncio.run(latency(args.configs, long_memo, args.runs))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print_breakdown(args.configs, timelines)
     for name in args.configs:
         print(f"== {name}: {CONFIGS[name]}")
         if name in rows:
             print(f"  peak RSS (runtime + model, whole quality run) {rows[name]['peak_rss_mb']:.0f} MB")
             for set_name, r in rows[name]["sets"].items():
-                print(f"  {set_name:<18} {r['memos']:3d} memos  RTF {r['rtf']:.3f}  {r['cer']}  | notes: {r['notes']}")
+                print(f"  {set_name:<18} {r['memos']:3d} memos  RTF {r['rtf']:.3f} (CPU {r['cpu_rtf']:.3f})  {r['cer']}  | notes: {r['notes']}")
         if name in lat:
             v = lat[name]
             print(f"  arrival → note card, {seconds:.1f} s memo, {len(v)} runs: p50 {statistics.median(v):.2f} s, "

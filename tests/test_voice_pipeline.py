@@ -68,7 +68,10 @@ async def test_bad_audio_gets_a_polite_reply_and_nothing_is_stored(
 
 
 async def test_noise_heard_as_a_few_syllables_is_recorded_and_shown(h: Harness, tmp_path: Path) -> None:
-    rng = np.random.default_rng(7)
+    # Noise on which greedy decoding itself hears a few syllables. (On some noise, seed 7 among them
+    # since the encoder window became 15 s, greedy decoding fails whisper's confidence checks and the
+    # text comes from temperature sampling, which varies run to run: sometimes nothing is heard.)
+    rng = np.random.default_rng(0)
     path = tmp_path / "noise.amr"
     path.write_bytes(amr_nb((rng.standard_normal(8000 * 3) * 0.3).astype(np.float32)))
     [reply] = await h.voice("zhangwei", path)

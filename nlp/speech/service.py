@@ -88,6 +88,12 @@ class Transcript:
     backend: str
     spans: tuple[Span, ...] = ()
     pieces: int = 1
+    # Where ``seconds`` went, in order: ("audio", s) read + decode + resample, ("split", s),
+    # ("decode", s) all pieces (wall, they run in parallel), per piece ("piece1.encode", s),
+    # ("piece1.generate", s), ("piece1.align", s), ("piece1.other", s) (features, prompt,
+    # segment handling), then ("postprocess", s) (script, loops, numbers, term correction) and
+    # ("trim", s). Logged and printed by benchmarks/voice_notes_bench.py.
+    stages: tuple[tuple[str, float], ...] = ()
 
     def revise(self, new_text: str) -> Transcript:
         """This transcript after a later repair of its text (e.g. the handler's surname repair).
@@ -177,6 +183,10 @@ class SpeechConfig:
     trim_memory: bool = True
     # Numbers as spoken: whisper's digits back to Chinese numerals (120万 → 一百二十万), one form.
     spell_numbers: bool = True
+    # Encoder window (backends.encoder_window_frames): each piece's audio plus encoder_margin_seconds
+    # of silence, at least encoder_min_seconds; 30 = whisper's full window (the previous behaviour).
+    encoder_min_seconds: float = 15.0
+    encoder_margin_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if self.backend not in ("faster-whisper", "openai-whisper"):
@@ -189,6 +199,8 @@ class SpeechConfig:
             raise ValueError("parallel_pieces must be positive; split_min_seconds, prompt_hotword_chars >= 0")
         if not self.temperatures:
             raise ValueError("temperatures must not be empty")
+        if not 1.0 <= self.encoder_min_seconds <= 30.0 or self.encoder_margin_seconds < 0:
+            raise ValueError("encoder_min_seconds must be within 1–30, encoder_margin_seconds >= 0")
 
 
 @runtime_checkable
@@ -266,34 +278,48 @@ class LocalSpeechToText:
 
     def transcribe_sync(self, audio: bytes | Path, hotwords: Sequence[str] = ()) -> Transcript:
         started = time.perf_counter()
+        stages: list[tuple[str, float]] = []
         decoded = self.prepare(audio)
         words = tuple(clean_hotwords([*self.config.default_hotwords, *hotwords]))
         engine = self.engine()
+        mark = time.perf_counter()
+        stages.append(("audio", mark - started))
         pieces = split(decoded.samples, piece_count(decoded.seconds, min_split_seconds=self.config.split_min_seconds,
                                                      workers=self.config.parallel_pieces))
+        stages.append(("split", time.perf_counter() - mark))
         beam = self.config.beam_size
         if decoded.seconds >= self.config.long_memo_seconds:
             beam = min(beam, self.config.long_beam_size)
+        timings: list[dict[str, float]] = [{} for _ in pieces]
+        mark = time.perf_counter()
         try:
             if len(pieces) == 1:
-                outputs = [self._decode_piece(engine, pieces[0], words, beam)]
+                outputs = [self._decode_piece(engine, pieces[0], words, beam, timings[0])]
             else:
-                futures = [self._pieces.submit(self._decode_piece, engine, piece, words, beam) for piece in pieces]
+                futures = [self._pieces.submit(self._decode_piece, engine, piece, words, beam, timing)
+                           for piece, timing in zip(pieces, timings)]
                 outputs = [f.result() for f in futures]
         except Exception as exc:  # noqa: BLE001 - an engine crash on one memo must not kill the bot
             log.exception("speech engine %s failed", engine.name)
             raise SpeechError("corrupt", detail=f"{engine.name}: {type(exc).__name__}: {exc}") from exc
+        stages.append(("decode", time.perf_counter() - mark))
+        stages.extend(_piece_stages(timings))
+        mark = time.perf_counter()
         segments = [segment for output in outputs for segment in output]
         tracked = self._postprocess_tracked(segments, words)
         spans = tracked.spans() if any(c.probability is not None for c in tracked.info) else ()
+        stages.append(("postprocess", time.perf_counter() - mark))
         if self.config.trim_memory:
+            mark = time.perf_counter()
             _trim_heap()
+            stages.append(("trim", time.perf_counter() - mark))
         return Transcript(text=tracked.text, audio_seconds=round(decoded.seconds, 3),
                           seconds=round(time.perf_counter() - started, 3), backend=engine.name,
-                          spans=spans, pieces=len(pieces))
+                          spans=spans, pieces=len(pieces), stages=tuple((k, round(v, 4)) for k, v in stages))
 
     def _decode_piece(self, engine: Engine, samples: object, words: Sequence[str],
-                      beam: int) -> list[RawSegment | str]:
+                      beam: int, timings: dict[str, float] | None = None) -> list[RawSegment | str]:
+        started = time.perf_counter()
         seconds = len(samples) / 16_000  # type: ignore[arg-type]
         budget = min(hotword_char_budget(seconds), self.config.prompt_hotword_chars)
         options = DecodeOptions(
@@ -304,8 +330,16 @@ class LocalSpeechToText:
             # The prompt gets the leading hotwords that fit; correction/echo checks use them all.
             hotwords=prompt_hotwords(words, budget) if budget > 0 else (),
             word_probabilities=self.config.word_probabilities,
+            encoder_min=self.config.encoder_min_seconds,
+            encoder_margin=self.config.encoder_margin_seconds,
         )
-        return list(engine.transcribe(samples, options))  # type: ignore[arg-type]
+        if getattr(engine, "reports_timings", False):
+            out = list(engine.transcribe(samples, options, timings))  # type: ignore[arg-type]
+        else:
+            out = list(engine.transcribe(samples, options))  # type: ignore[arg-type]
+        if timings is not None:
+            timings["total"] = time.perf_counter() - started
+        return out
 
     def _postprocess(self, segments: Sequence[RawSegment | str], hotwords: Sequence[str]) -> str:
         return self._postprocess_tracked(segments, hotwords).text
@@ -360,6 +394,20 @@ class LocalSpeechToText:
         return semaphore
 
 
+def _piece_stages(timings: Sequence[dict[str, float]]) -> list[tuple[str, float]]:
+    """Each piece's engine stages as ("pieceN.stage", seconds); "other" = the rest of that piece."""
+    out: list[tuple[str, float]] = []
+    for number, timing in enumerate(timings, 1):
+        known = 0.0
+        for stage in ("encode", "generate", "align"):
+            if stage in timing:
+                out.append((f"piece{number}.{stage}", timing[stage]))
+                known += timing[stage]
+        if "total" in timing:
+            out.append((f"piece{number}.other", max(0.0, timing["total"] - known)))
+    return out
+
+
 def _trim_heap() -> None:
     """glibc only: return free heap pages to the OS (a no-op elsewhere)."""
     global _LIBC  # noqa: PLW0603
@@ -387,7 +435,9 @@ def _warm(engine: Engine, config: SpeechConfig) -> None:
     try:
         engine.transcribe((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
                           DecodeOptions(language=config.language, beam_size=1, temperatures=(0.0,),
-                                        initial_prompt="", word_probabilities=config.word_probabilities))
+                                        initial_prompt="", word_probabilities=config.word_probabilities,
+                                        encoder_min=config.encoder_min_seconds,
+                                        encoder_margin=config.encoder_margin_seconds))
     except Exception:  # noqa: BLE001 - warming is best effort; a real memo will surface real errors
         log.warning("speech warm-up failed", exc_info=True)
 
