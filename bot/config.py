@@ -100,6 +100,8 @@ class SpeechSection(_Section):
     repair_loops: bool = Field(True, description="collapse decoder repetition loops and cut copied prompt text out of transcripts")
     context_correction: bool = Field(True, description="also correct hospital names, brands near price words and surnames before titles, from the whole lexicon ([nlp] lexicon_dir)")
     spell_numbers: bool = Field(True, description="write numbers as spoken Chinese numerals (120万 → 一百二十万); the extractor reads both")
+    encoder_min_seconds: float = Field(15.0, ge=1, le=30, description="shortest encoder window per piece (30 = whisper's full window: slower, marginally more accurate)")
+    encoder_margin_seconds: float = Field(5.0, ge=0, le=30, description="silence after a piece's audio inside its encoder window")
     unsure_below: float = Field(0.5, ge=0, le=1, description="a voice-memo field heard with a word probability below this (or term-corrected) is shown as unsure and asked, never stored as fact until confirmed")
 
 

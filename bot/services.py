@@ -46,6 +46,8 @@ def speech_config(section: SpeechSection, lexicon_dir: str = "") -> SpeechConfig
         repair_loops=section.repair_loops,
         context_correction=section.context_correction,
         spell_numbers=section.spell_numbers,
+        encoder_min_seconds=section.encoder_min_seconds,
+        encoder_margin_seconds=section.encoder_margin_seconds,
         lexicon_dir=lexicon_dir or None,
     )
 

@@ -12,7 +12,8 @@ from bot.services import Services, speech_config
 from nlp.speech import SpeechConfig
 
 WIRED = ("parallel_pieces", "split_min_seconds", "long_beam_size", "long_memo_seconds", "word_probabilities",
-         "prompt_hotword_chars", "warm_on_load", "trim_memory", "repair_loops", "context_correction")
+         "prompt_hotword_chars", "warm_on_load", "trim_memory", "repair_loops", "context_correction",
+         "encoder_min_seconds", "encoder_margin_seconds")
 
 
 def test_config_file_values_reach_the_speech_service(tmp_path: Path) -> None:
@@ -22,7 +23,7 @@ def test_config_file_values_reach_the_speech_service(tmp_path: Path) -> None:
         f'[nlp]\nlexicon_dir = "{lexicon}"\n'
         "[speech]\nparallel_pieces = 1\nsplit_min_seconds = 12.5\nlong_beam_size = 2\nlong_memo_seconds = 20\n"
         "word_probabilities = false\nprompt_hotword_chars = 80\nwarm_on_load = false\ntrim_memory = false\n"
-        "repair_loops = false\ncontext_correction = false\n",
+        "repair_loops = false\ncontext_correction = false\nencoder_min_seconds = 30\nencoder_margin_seconds = 2.5\n",
         encoding="utf-8",
     )
     services = Services(load_config(file, env={}))
@@ -31,7 +32,8 @@ def test_config_file_values_reach_the_speech_service(tmp_path: Path) -> None:
         got = {name: getattr(stt.config, name) for name in WIRED}
         assert got == {"parallel_pieces": 1, "split_min_seconds": 12.5, "long_beam_size": 2, "long_memo_seconds": 20,
                        "word_probabilities": False, "prompt_hotword_chars": 80, "warm_on_load": False,
-                       "trim_memory": False, "repair_loops": False, "context_correction": False}
+                       "trim_memory": False, "repair_loops": False, "context_correction": False,
+                       "encoder_min_seconds": 30, "encoder_margin_seconds": 2.5}
         assert stt.config.lexicon_dir == str(lexicon)  # [nlp] lexicon_dir, not a second setting
     finally:
         services.close()
