@@ -92,6 +92,13 @@ class Server:
             await asyncio.sleep(0.1)
         raise AssertionError("server did not become ready")
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): what it has claimed stays claimed, nothing more happens."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)

@@ -3,8 +3,9 @@
 The burst is split across both nodes the way a load balancer would (a post the killed
 node cannot take goes to the survivor, as the platform's retry would). Afterwards every
 message is processed exactly once with exactly one set of replies in the database, the
-rows the killed node had claimed are taken over by the survivor once their (2 s) lease
-runs out, and every reply reached the receiving end. On the wire delivery is
+rows the killed node had claimed are taken over by the survivor once their lease runs
+out (node A is killed at a moment it holds claimed rows: it leases for 10 s, the survivor
+for 2 s, so a row leased for longer than 4 s from now is A's), and every reply reached the receiving end. On the wire delivery is
 at-least-once: a reply the killed node was sending when it died may arrive twice, and
 only such a reply.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.db import create_engine, session_factory
-from storage.models import InboxRow
+from storage.models import InboxRow, utcnow
 from tests.conftest import DEMO_ORG
 from tests.serve import Server, free_port, import_org, post, settled_rows, write_config
 
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 REPS = ["zhangwei", "lina", "chenjing", "liuyang", "yangfan", "huangli"]
 MESSAGES = 120
+A_LEASE_SECONDS = 10  # node A's [pipeline] lease_seconds; the survivor keeps write_config's 2 s
 OUTBOX_CLAIM_LIMIT = 20  # [pipeline] outbox_batch in tests/serve.write_config: what one node can have in flight on the wire
 
 
@@ -53,7 +56,16 @@ async def test_two_nodes_one_killed_mid_burst_every_message_once(db_url: str, tm
         async with sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(InboxRow).where(InboxRow.status != "done")) or 0)
 
-    node_a = Server(config, port_a, workers=2, env={"GENJIN_LOCAL_TRANSCRIPT": str(transcripts["a"])})
+    async def held_by_a() -> int:
+        """Rows claimed and still leased beyond any lease the survivor takes (so node A's)."""
+        async with sessions() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(InboxRow).where(
+                    InboxRow.status == "processing", InboxRow.lease_until > utcnow() + timedelta(seconds=A_LEASE_SECONDS / 2.5))
+            ) or 0)
+
+    node_a = Server(config, port_a, workers=2, env={"GENJIN_LOCAL_TRANSCRIPT": str(transcripts["a"]),
+                                                    "GENJIN_PIPELINE_LEASE_SECONDS": str(A_LEASE_SECONDS)})
     node_b = Server(config, port_b, workers=2, env={"GENJIN_LOCAL_TRANSCRIPT": str(transcripts["b"])})
     try:
         async with aiohttp.ClientSession() as http:
@@ -78,6 +90,13 @@ async def test_two_nodes_one_killed_mid_burst_every_message_once(db_url: str, tm
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + 60
                 while (not _delivered(transcripts["a"]) or sum(served.values()) < MESSAGES // 3) and loop.time() < deadline:
+                    await asyncio.sleep(0.02)
+                # then freeze node A at a moment it holds claimed rows, and kill it frozen
+                while loop.time() < deadline:
+                    node_a.pause()
+                    if await held_by_a():
+                        break
+                    node_a.resume()
                     await asyncio.sleep(0.02)
                 assert sum(served.values()) < MESSAGES, "the burst was over before node A could be killed"
                 node_a.kill()
