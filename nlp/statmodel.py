@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class StatModel:
         self._raw = (w_stage, b_stage, w_concern, b_concern)
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_PATH, policy: Policy | None = None) -> "StatModel":
+    def load(cls, path: str | Path = DEFAULT_PATH, policy: Policy | None = None) -> StatModel:
         with np.load(path, allow_pickle=False) as z:
             stages = [s or None for s in z["stages"].tolist()]
             pol = policy or Policy(**{k: (bool(v) if k == "stage_ties" else float(v))
