@@ -19,6 +19,7 @@ from .lexicon import KeywordGroup, LanguageWords
 from .numerals import FULLWIDTH
 
 _CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 class LiteralMatcher:
@@ -327,7 +328,7 @@ class Language:
         if len(text) > 24:
             return False
         parts = [p for p in _CLAUSE_BREAK.split(text) if p]
-        cleaned = [re.sub(r"[\W_]+", "", p) for p in parts]
+        cleaned = [_NON_WORD.sub("", p) for p in parts]
         return all(not c or c in self._chatter or _only_symbols(p) for c, p in zip(cleaned, parts))
 
     @staticmethod
