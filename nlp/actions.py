@@ -45,6 +45,8 @@ _DANGLING = re.compile(r"(?i)(?:\s+(?:by|on|before|until|till|due|at|this|next|i
 _EMPTY_BRACKETS = re.compile(r"[(（]\s*[)）]")
 # what may be left of an appointment note besides the date, names and meeting words
 _APPOINTMENT_FILLER = re.compile(r"[\s,，.。:：;；!！~+＋&/、]|在|去|见|跟|和|的|约了?|约")
+# compiled here, not inline: re's shared pattern cache is churned by the rest of a server process
+_LATIN_EDGE = re.compile(r"[A-Za-z]\s*$|^\s*[A-Za-z]")
 
 
 class _NoMatch:
@@ -290,7 +292,7 @@ class ActionDetector:
             for k in range(max(d.span[0], s), min(d.span[1], e)):
                 chars[k - s] = ""
         described = _EMPTY_BRACKETS.sub("", "".join(chars))
-        if described.isascii() or re.search(r"[A-Za-z]\s*$|^\s*[A-Za-z]", described):
+        if described.isascii() or _LATIN_EDGE.search(described):
             described = " ".join(_DANGLING.sub("", described.strip()).split())
         described = _LEAD.sub("", described).strip(" ，,。")
         return described or text[s:e].strip()

@@ -43,6 +43,10 @@ _DEPT_NOT_OFFICE_BEFORE = re.compile(r"(?:建|建设|筹建|新建|成立|创建
 # "equipment procurement", "centralized procurement": an activity, not the office
 _EN_ACTIVITY_BEFORE = re.compile(r"(?i:equipment|device|centrali[sz]ed|volume-based|joint|group|government|public|hybrid)\s+$")
 _AFTER_LAST_BREAK = re.compile(r"[^\W_]*$")
+# compiled here, not inline: re's shared pattern cache is churned by the rest of a server process
+_EN_DEPT_NOUN = re.compile(r"\s+(?:meeting|committee|process|plan)")
+_CLOCK_TOKEN = re.compile(r"\d+[点:：]?\d*|[零一二两三四五六七八九十]+点")
+_THREE_DIGITS = re.compile(r"\d{3}")
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class EntityFinder:
     def _not_office(text: str, dept: Mention) -> bool:
         before = _DEPT_NOT_OFFICE_BEFORE.search(text, max(0, dept.start - 2), dept.start)
         if before is None:
-            if dept.text.isascii() and (re.match(r"\s+(?:meeting|committee|process|plan)", text[dept.end:dept.end + 12])
+            if dept.text.isascii() and (_EN_DEPT_NOUN.match(text[dept.end:dept.end + 12])
                                         or _EN_ACTIVITY_BEFORE.search(text, max(0, dept.start - 16), dept.start)):
                 return True  # "procurement meeting", "equipment procurement": the activity, not the office
             return False
@@ -297,7 +301,7 @@ class EntityFinder:
                 break  # "骨科王主任说医院…" ends the name; "省骨科医院" is a specialty hospital
             if len(token) > 1 and token[-1] in hosp.boundary_chars and token not in hosp.aliases:
                 break
-            if re.fullmatch(r"\d+[点:：]?\d*|[零一二两三四五六七八九十]+点", token) and not re.fullmatch(r"\d{3}", token):
+            if _CLOCK_TOKEN.fullmatch(token) and not _THREE_DIGITS.fullmatch(token):
                 break
             kept.append(token)
         kept.reverse()

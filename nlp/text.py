@@ -10,13 +10,16 @@ which gives leftmost-longest matches in a single pass (cheaper than a tokenizer)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from re import _constants, _parser  # type: ignore[attr-defined]
+from typing import Any
 
 from .lexicon import KeywordGroup, LanguageWords
 from .numerals import FULLWIDTH
 
 _CLAUSE_BREAK = re.compile(r"[，,。！!？?；;\n…~～]+|(?<![A-Za-z0-9.])\s+(?![A-Za-z0-9])|(?<!\d)(?<!Dr)(?<!Mr)(?<!Ms)(?<!Mrs)(?<!Prof)(?<!St)\.(?!\d)|(?<=\d)\.(?!\d)|(?<!\d)\.(?=\d)")
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 class LiteralMatcher:
@@ -31,11 +34,12 @@ class LiteralMatcher:
     def __init__(self, words: Iterable[str], ignore_case_ascii: bool = False) -> None:
         words = set(words)
         ascii_words = {w for w in words if w.isascii() and any(ch.isalpha() for ch in w)}
-        self._cjk = re.compile(_plain_alternation(words - ascii_words)) if words - ascii_words else None
+        self._cjk = re.compile(starting_with(_trie_alternation(words - ascii_words))) if words - ascii_words else None
         # short ASCII words ("GE", "BD", "CT") are matched case-sensitively, longer ones ignoring case
         loose = {w for w in ascii_words if ignore_case_ascii and len(w) >= 3}
         self._ascii = tuple(
-            re.compile(rf"(?<![A-Za-z])(?:{_plain_alternation(group)})(?![A-Za-z])", re.IGNORECASE if i else 0)
+            re.compile(starting_with(rf"(?<![A-Za-z])(?:{_plain_alternation(group)})(?![A-Za-z])", re.IGNORECASE if i else 0),
+                       re.IGNORECASE if i else 0)
             for i, group in enumerate((ascii_words - loose, loose)) if group)
 
     def finditer(self, text: str) -> list[re.Match[str]]:
@@ -55,18 +59,184 @@ def _plain_alternation(words: Iterable[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
 
 
+def _trie_alternation(words: Iterable[str]) -> str:
+    """The same language and match order as :func:`_plain_alternation`, factored as a trie.
+
+    Why: Python's engine tries a flat alternation's branches one by one at every position, so
+    a 500-word lexicon costs ~500 steps per character; a trie costs one step per matched
+    character.  Equivalence (case-sensitive, no flags): at a given position the text picks
+    one path through the trie, and each node tries its longer continuation before stopping
+    (a greedy ``?``), so the words that match there are tried longest first — exactly the
+    flat alternation's order (longest first; two words of one length cannot both match),
+    also when an enclosing pattern backtracks into the alternation.
+    """
+    root: dict[str, dict] = {}
+    for word in set(words):
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict]) -> str:
+        kids = sorted(ch for ch in node if ch)
+        if not kids:
+            return ""
+        parts = [re.escape(ch) + emit(node[ch]) for ch in kids]
+        body = parts[0] if len(parts) == 1 and "" not in node else "(?:" + "|".join(parts) + ")"
+        return body + "?" if "" in node else body
+
+    return emit(root)
+
+
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u0130\u0131\u017f\u212a\u212b]")
+
+
+def _may_share_start(plain: str, ascii_word: str, loose: bool) -> bool:
+    """Can a match of ``plain`` and one of ``ascii_word`` (case-folded when ``loose``) start at the
+    same position, i.e. is one a prefix of the other?  Then their order in the alternation matters."""
+    if not _LATIN.match(plain[:1]) and plain[:1] != ascii_word[:1]:
+        return False
+    flags = re.IGNORECASE if loose else 0
+    if re.match(re.escape(ascii_word), plain, flags):
+        return True
+    return len(plain) <= len(ascii_word) and re.fullmatch(re.escape(ascii_word[:len(plain)]), plain, flags) is not None
+
+
 def alternation(words: Iterable[str], ignore_case_ascii: bool = False) -> str:
-    """Regex alternation of literal words, longest first (so the longest keyword wins)."""
-    parts = []
-    for word in sorted(set(words), key=lambda w: (-len(w), w)):
+    """Regex alternation of literal words, longest first (so the longest keyword wins).
+
+    Built for speed with the same matches as the flat form ("w1|(?<![A-Za-z])GE(?![A-Za-z])|…",
+    longest first): the CJK words as one trie (:func:`_trie_alternation`), the ASCII words
+    behind one shared look-behind per run instead of one per word (a look-behind per branch
+    defeats the engine's first-character check and made a 250-verb list ~30× slower).  The
+    two groups may be tried in either order only because no word of one group can match
+    where a word of the other matches (checked; otherwise the flat form is returned).
+    """
+    ordered = sorted(set(words), key=lambda w: (-len(w), w))
+    if not ordered:
+        return r"(?!x)x"
+    flat, plain, ascii_parts = [], [], []
+    for word in ordered:
         escaped = re.escape(word)
         if word.isascii() and any(ch.isalpha() for ch in word):
+            loose = ignore_case_ascii and len(word) >= 3
+            ascii_parts.append((word, loose, escaped))
             # ASCII brand/department names must stand alone: "GE" is not inside "GEL"
             escaped = rf"(?<![A-Za-z]){escaped}(?![A-Za-z])"
-            if ignore_case_ascii and len(word) >= 3:
+            if loose:
                 escaped = f"(?i:{escaped})"
-        parts.append(escaped)
-    return "|".join(parts) if parts else r"(?!x)x"
+        else:
+            plain.append(word)
+        flat.append(escaped)
+    if "" in plain or any(_may_share_start(p, a, loose) for a, loose, _ in ascii_parts for p in plain):
+        return starting_with("|".join(flat))
+    groups = [_trie_alternation(plain)] if plain else []
+    run: list[str] = []
+    for i, (_, loose, escaped) in enumerate(ascii_parts):
+        run.append(rf"{escaped}(?![A-Za-z])")
+        if i + 1 == len(ascii_parts) or ascii_parts[i + 1][1] != loose:
+            body = rf"(?<![A-Za-z])(?:{'|'.join(run)})"
+            groups.append(f"(?i:{body})" if loose else body)
+            run = []
+    return starting_with("|".join(groups))
+
+
+# characters other than a-z/A-Z that an ignore-case a-z matches (İ ı ſ K); checked by a test over all of Unicode
+_FOLDS_TO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
+
+
+def first_chars(rx: re.Pattern[str]) -> tuple[frozenset[str], bool] | None:
+    """The characters any match of ``rx`` must start with: (characters, or any decimal digit).
+
+    ``None`` when that is unknown or a match may be empty; then ``rx`` has to run on every text.
+    Why: the keyword families' hand-written patterns mostly start with a group or a class, which
+    defeats the engine's own first-character skip, so each pattern costs a full pass over the
+    text even when the text cannot contain a match; most texts hold none of a code's starters.
+    """
+    return _first_chars(rx.pattern, rx.flags)
+
+
+def _first_chars(pattern: str, flags: int = 0) -> tuple[frozenset[str], bool] | None:
+    parsed = _parser.parse(pattern, flags)
+    found = _first(parsed.data, bool(parsed.state.flags & re.IGNORECASE))
+    if found is None or found[2] or not (found[0] or found[1]):
+        return None
+    return frozenset(found[0]), found[1]
+
+
+def starting_with(pattern: str, flags: int = 0) -> str:
+    """``pattern`` behind a look-ahead for the characters its matches can start with (same matches).
+
+    Why: the engine has no first-character skip for a pattern that opens with a group, a class
+    or a look-behind, so at every position it tries each branch in turn; one class test per
+    position rejects most positions at once (a 250-word verb list ~7× faster, the hand-written
+    concern patterns ~3×).  Exact because every match starts with one of those characters.
+    """
+    found = _first_chars(pattern, flags)
+    if found is None:
+        return pattern
+    chars, digit = found
+    return f"(?=[{''.join(re.escape(c) for c in sorted(chars))}{chr(92) + 'd' if digit else ''}])(?:{pattern})"
+
+
+def _first(seq: Any, ignore_case: bool) -> tuple[set[str], bool, bool] | None:
+    """(first characters, any digit, may be empty) of a parsed sequence, or None when unknown."""
+    out: set[str] = set()
+    digit = False
+    for op, av in seq:
+        if op is _constants.LITERAL or op is _constants.IN:
+            items = [(op, av)] if op is _constants.LITERAL else av
+            for o, a in items:
+                if o is _constants.LITERAL:
+                    chars = {chr(a)}
+                elif o is _constants.RANGE and a[1] - a[0] < 512:
+                    chars = {chr(c) for c in range(a[0], a[1] + 1)}
+                elif o is _constants.CATEGORY and a is _constants.CATEGORY_DIGIT:
+                    digit = True
+                    continue
+                else:
+                    return None
+                if ignore_case:
+                    if not all(c.isascii() for c in chars):
+                        return None
+                    chars |= {c.swapcase() for c in chars}
+                    if any(c.isalpha() for c in chars):
+                        chars |= _FOLDS_TO_ASCII
+                out |= chars
+            return out, digit, False
+        if op is _constants.SUBPATTERN:
+            _, add, remove, sub = av
+            ic = (ignore_case or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE
+            found = _first(sub, ic)
+            if found is None:
+                return None
+            out |= found[0]
+            digit |= found[1]
+            if not found[2]:
+                return out, digit, False
+        elif op is _constants.BRANCH:
+            empty = False
+            for alt in av[1]:
+                found = _first(alt, ignore_case)
+                if found is None:
+                    return None
+                out |= found[0]
+                digit |= found[1]
+                empty |= found[2]
+            if not empty:
+                return out, digit, False
+        elif op is _constants.MAX_REPEAT or op is _constants.MIN_REPEAT:
+            low, _, sub = av
+            found = _first(sub, ignore_case)
+            if found is None:
+                return None
+            out |= found[0]
+            digit |= found[1]
+            if low > 0 and not found[2]:
+                return out, digit, False
+        elif op is not _constants.AT and op is not _constants.ASSERT and op is not _constants.ASSERT_NOT:
+            return None  # ".", "\\w", a back-reference…: anything may start a match
+    return out, digit, True
 
 
 @dataclass(frozen=True)
@@ -87,13 +257,24 @@ class KeywordScanner:
                 self._code_of.setdefault(kw, group.code)
         self._rx = LiteralMatcher(self._code_of)
         # one alternation per code keeps the number of regex passes small
-        self._patterns = tuple((g.code, re.compile("|".join(f"(?:{p})" for p in g.patterns)))
+        self._patterns = tuple((g.code, re.compile(starting_with("|".join(f"(?:{p})" for p in g.patterns))))
                                for g in groups if g.patterns)
+        # a code's patterns are skipped for a text holding none of the characters a match could start with
+        self._starts = tuple(first_chars(rx) for _, rx in self._patterns)
         self._exclude = {g.code: re.compile(alternation(g.exclude)) for g in groups if g.exclude}
 
     def scan(self, text: str) -> list[Hit]:
         hits = [Hit(self._code_of[m.group()], m.start(), m.end(), m.group()) for m in self._rx.finditer(text)]
-        for code, rx in self._patterns:
+        chars = frozenset(text)
+        digits: bool | None = None
+        for (code, rx), starts in zip(self._patterns, self._starts):
+            if starts is not None and chars.isdisjoint(starts[0]):
+                if not starts[1]:
+                    continue
+                if digits is None:
+                    digits = any(ch.isdecimal() for ch in chars)
+                if not digits:
+                    continue
             hits.extend(Hit(code, m.start(), m.end(), m.group()) for m in rx.finditer(text))
         if self._exclude:
             hits = [h for h in hits if not self._excluded(text, h)]
@@ -147,7 +328,7 @@ class Language:
         if len(text) > 24:
             return False
         parts = [p for p in _CLAUSE_BREAK.split(text) if p]
-        cleaned = [re.sub(r"[\W_]+", "", p) for p in parts]
+        cleaned = [_NON_WORD.sub("", p) for p in parts]
         return all(not c or c in self._chatter or _only_symbols(p) for c, p in zip(cleaned, parts))
 
     @staticmethod

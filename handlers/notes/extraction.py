@@ -28,8 +28,46 @@ _PUNCT = re.compile(r"[\s，。,.!！?？~～、…:：;；\"'“”‘’()（�
 
 
 def _jsonable(value: Any) -> Any:
-    """Note.fields is a JSON column: dates become ISO strings, anything odd becomes text."""
+    """Note.fields is a JSON column: dates become ISO strings, anything odd becomes text.
+
+    The extractor's dict is plain JSON already (strings, ints, floats, lists, string keys), so
+    it is copied as is; only something else (a date, a tuple, a number subclass, an odd key)
+    takes the encode-decode round trip, whose result the copy equals whenever it is taken.
+    """
+    plain = _plain_copy(value)
+    if plain is not _NOT_PLAIN:
+        return plain
     return json.loads(json.dumps(value, ensure_ascii=False, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+
+
+_NOT_PLAIN = object()
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of ``value`` if it holds only exact JSON types (what a JSON round trip returns unchanged), else _NOT_PLAIN."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        out = []
+        for item in value:
+            item = _plain_copy(item)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out.append(item)
+        return out
+    if kind is dict:
+        copied = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                return _NOT_PLAIN
+            item = _plain_copy(item)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+            copied[key] = item
+        return copied
+    return _NOT_PLAIN
 
 
 def _as_date(value: Any) -> date | None:
