@@ -24,6 +24,22 @@ PG_ENV = "GENJIN_TEST_PG_URL"
 DEMO_ORG = Path(__file__).resolve().parents[1] / "bot" / "demo" / "org.toml"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where real-model tests assemble the speech weights: the developer's/CI's ``GENJIN_MODEL_CACHE``
+    if set (assembled once, reused), else one temp dir for the whole run. Skips when the weight
+    packages or faster-whisper are not installed."""
+    pytest.importorskip("faster_whisper")
+    from nlp.speech.weights import WeightsError, bundled_files  # noqa: PLC0415
+
+    try:
+        bundled_files()
+    except WeightsError as exc:  # pragma: no cover
+        pytest.skip(f"bundled weights not installed: {exc}")
+    env = os.environ.get("GENJIN_MODEL_CACHE")
+    return Path(env) if env else tmp_path_factory.getbasetemp() / "genjin-models"
+
+
 async def _create_pg_database(base_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
     import asyncpg
 

@@ -129,23 +129,13 @@ def test_transcript_says_where_the_time_went() -> None:
 
 
 @pytest.mark.slow
-def test_real_model_encodes_the_short_window_and_reports_every_stage(tmp_path_factory: pytest.TempPathFactory) -> None:
-    pytest.importorskip("faster_whisper")
+def test_real_model_encodes_the_short_window_and_reports_every_stage(model_cache: Path) -> None:
     pytest.importorskip("av")
-    import os  # noqa: PLC0415
-
     from nlp.speech import create_stt  # noqa: PLC0415
     from nlp.speech.metrics import cer  # noqa: PLC0415
-    from nlp.speech.weights import WeightsError, bundled_files  # noqa: PLC0415
 
-    try:
-        bundled_files()
-    except WeightsError as exc:  # pragma: no cover
-        pytest.skip(f"bundled weights not installed: {exc}")
-    cache = Path(os.environ["GENJIN_MODEL_CACHE"]) if os.environ.get("GENJIN_MODEL_CACHE") else (
-        tmp_path_factory.getbasetemp() / "genjin-models")
     memo = json.loads((FIXTURES / "voice.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    stt = create_stt(SpeechConfig(beam_size=1, cache_dir=cache))
+    stt = create_stt(SpeechConfig(beam_size=1, cache_dir=model_cache))
     try:
         model = stt.engine()._model  # type: ignore[attr-defined]  # noqa: SLF001
         widths: list[int] = []

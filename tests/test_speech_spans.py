@@ -185,21 +185,10 @@ def test_context_correction_uses_the_whole_lexicon_with_context() -> None:
 
 
 @pytest.mark.asyncio
-async def test_real_model_gives_word_probabilities(tmp_path_factory: pytest.TempPathFactory) -> None:
-    pytest.importorskip("faster_whisper")
+async def test_real_model_gives_word_probabilities(model_cache: Path) -> None:
     pytest.importorskip("av")
-    import os  # noqa: PLC0415
-
-    from nlp.speech.weights import WeightsError, bundled_files  # noqa: PLC0415
-
-    try:
-        bundled_files()
-    except WeightsError as exc:  # pragma: no cover
-        pytest.skip(f"bundled weights not installed: {exc}")
-    cache = Path(os.environ["GENJIN_MODEL_CACHE"]) if os.environ.get("GENJIN_MODEL_CACHE") else (
-        tmp_path_factory.getbasetemp() / "genjin-models")
     memo = json.loads((FIXTURES / "voice.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    stt = create_stt(SpeechConfig(beam_size=1, cache_dir=cache))
+    stt = create_stt(SpeechConfig(beam_size=1, cache_dir=model_cache))
     try:
         tr = await stt.transcribe(FIXTURES / memo["file"], hotwords=HOT)
     finally:

@@ -39,16 +39,10 @@ except WeightsError as exc:  # pragma: no cover
 
 
 @pytest.fixture(scope="module")
-def stt(tmp_path_factory: pytest.TempPathFactory):
-    service = create_stt(SpeechConfig(beam_size=1, cache_dir=_shared_cache(tmp_path_factory)))
+def stt(model_cache: Path):
+    service = create_stt(SpeechConfig(beam_size=1, cache_dir=model_cache))
     yield service
     service.close()
-
-
-def _shared_cache(factory: pytest.TempPathFactory) -> Path:
-    """Reuse the developer's/CI's assembled weights if present, else assemble into a temp dir."""
-    env = os.environ.get("GENJIN_MODEL_CACHE")
-    return Path(env) if env else factory.getbasetemp() / "genjin-models"
 
 
 @pytest.mark.asyncio
@@ -98,7 +92,7 @@ async def test_silent_memo_is_refused_before_inference(stt) -> None:
     assert info.value.reason == "silent"
 
 
-def test_cli_transcribe_and_install(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_cli_transcribe_and_install(tmp_path: Path, model_cache: Path) -> None:
     runner = tmp_path / "runner.py"
     runner.write_text(
         "import argparse, sys\n"
@@ -107,8 +101,7 @@ def test_cli_transcribe_and_install(tmp_path: Path, tmp_path_factory: pytest.Tem
         "register_commands(sub); a = ap.parse_args(); sys.exit(a.func(a))\n",
         encoding="utf-8",
     )
-    cache = _shared_cache(tmp_path_factory)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GENJIN_MODEL_CACHE": str(cache)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GENJIN_MODEL_CACHE": str(model_cache)}
     bad = tmp_path / "bad.amr"
     bad.write_bytes(b"#!SILK_V3" + bytes(100))
     memo = MEMOS[0]
@@ -121,6 +114,6 @@ def test_cli_transcribe_and_install(tmp_path: Path, tmp_path_factory: pytest.Tem
     assert "预算" in lines[0]["text"]
     assert lines[1]["file"] == str(bad) and lines[1]["error"] == "unsupported"
     assert "预算" in proc.stdout  # ensure_ascii=False
-    install = subprocess.run([sys.executable, str(runner), "speech", "install", "--cache-dir", str(cache)],
+    install = subprocess.run([sys.executable, str(runner), "speech", "install", "--cache-dir", str(model_cache)],
                              capture_output=True, text=True, env=env, timeout=300, check=True)
-    assert Path(install.stdout.strip()) == cache / "whisper-base-ct2"
+    assert Path(install.stdout.strip()) == model_cache / "whisper-base-ct2"
