@@ -71,15 +71,5 @@ async def audit(
     now: datetime,
 ) -> None:
     """One row per changed field, so a manager can see who changed what and undo can revert it."""
-    session.add(
-        AuditLog(
-            actor_id=actor_id,
-            entity=entity,
-            entity_id=entity_id,
-            field=field_name,
-            old=stored_value(old),
-            new=stored_value(new),
-            note_id=note_id,
-            at=now,
-        )
-    )
+    session.add(AuditLog(**audit_row(actor_id=actor_id, entity=entity, entity_id=entity_id, field_name=field_name,
+                                     old=old, new=new, note_id=note_id, now=now)))
