@@ -146,3 +146,16 @@ async def settled_rows(
             list((await session.scalars(select(OutboxRow))).all()),
             list((await session.scalars(select(Note))).all()),
         )
+
+
+def assert_each_message_once(inbox_rows: list[InboxRow], outbox_rows: list[OutboxRow], notes: list[Note], messages: int) -> None:
+    """Messages ``m-0`` … ``m-{messages-1}`` each stored once and done, answered, never answered twice in the
+    database, and at most one note each."""
+    assert sorted(r.message_id for r in inbox_rows) == sorted(f"m-{i}" for i in range(messages))
+    assert all(r.status == "done" for r in inbox_rows), Counter(r.status for r in inbox_rows)
+    per_message = Counter(r.inbox_id for r in outbox_rows)
+    assert set(per_message) == {r.id for r in inbox_rows}, "every message got a reply"
+    for inbox_id in per_message:
+        payloads = [repr(sorted(r.payload.items())) for r in outbox_rows if r.inbox_id == inbox_id]
+        assert len(payloads) == len(set(payloads)), f"message {inbox_id} was answered twice"
+    assert len({n.inbox_id for n in notes}) == len(notes) <= messages
