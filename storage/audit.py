@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import deferred
 from storage.models import AuditLog
 
 
@@ -42,20 +43,13 @@ def audit_row(
 
 
 async def audit_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Write several audit rows now, in one statement (an executemany).
-
-    Why: rows added one by one are inserted by the ORM, which on SQLite is one INSERT per
-    row (it needs each new id back, and SQLite's RETURNING has no guaranteed order). Nobody
-    reads an audit row's id, so a caller that writes a known set together saves the rest.
-    The session is flushed first, so the rows the audit refers to are in the database.
-    """
-    if not rows:
-        return
-    await session.flush()
-    await session.execute(_INSERT, list(rows))
+    """Several audit rows (see :func:`audit`)."""
+    for row in rows:
+        deferred.later(session, _INSERT, row, table=_TABLE)
 
 
-_INSERT = insert(AuditLog.__table__)  # Core: no identity map, no ids fetched back
+_TABLE = AuditLog.__table__
+_INSERT = insert(_TABLE)  # Core: no identity map, no ids fetched back (nobody reads an audit row's id)
 
 
 async def audit(
@@ -70,6 +64,11 @@ async def audit(
     note_id: int | None,
     now: datetime,
 ) -> None:
-    """One row per changed field, so a manager can see who changed what and undo can revert it."""
-    session.add(AuditLog(**audit_row(actor_id=actor_id, entity=entity, entity_id=entity_id, field_name=field_name,
-                                     old=old, new=new, note_id=note_id, now=now)))
+    """One row per changed field, so a manager can see who changed what and undo can revert it.
+
+    Written when the transaction commits, with every other audit row of it in one statement
+    (:mod:`storage.deferred`; an audit query in the same transaction writes them first).
+    """
+    deferred.later(session, _INSERT, audit_row(actor_id=actor_id, entity=entity, entity_id=entity_id,
+                                                field_name=field_name, old=old, new=new, note_id=note_id, now=now),
+                   table=_TABLE)

@@ -25,8 +25,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
+
+from storage import deferred
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -206,8 +209,15 @@ def is_locked(exc: BaseException) -> bool:
     return "database is locked" in str(exc)
 
 
+class GenjinSession(Session):
+    """The sessions of the app: they write :mod:`storage.deferred` rows at commit."""
+
+
+deferred.install(GenjinSession)
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=GenjinSession)
 
 
 #: Connection execution option of sessions that only read (see :func:`read_session`).

@@ -1,0 +1,112 @@
+"""Rows a transaction writes at its end, one statement per kind: audit rows, dialog rows.
+
+Why: the pipeline processes a batch of messages in one transaction
+(:mod:`bot.pipeline.dispatcher`), and every note used to write its audit rows and its
+sender's dialog row with statements of their own, each a round trip (on SQLite each also
+holding the single writer). Nothing in the transaction reads those rows back before it
+ends, so they wait for the commit, and a batch's rows of one kind go in one executemany.
+
+What keeps this safe:
+
+* Only for rows the transaction does not read back. An ORM statement on a table with rows
+  waiting (an audit query inside the same transaction: undo, revert) writes them first
+  (:func:`install`), and :func:`write_now` does it explicitly. A table whose rows are read
+  one key at a time through a module that knows its own waiting writes (the dialog rows,
+  :mod:`handlers.common.waiting`) is given as no table: reading one person's row must not
+  write the batch's other rows.
+* Per key the last write wins: a question asked and then cleared is one DELETE.
+* They live and die with the transaction: a rollback forgets them (they belong to the
+  outermost transaction they were made in); the commit writes them after the ORM's own
+  pending rows, which they may refer to, and before COMMIT. A savepoint's commit leaves
+  them alone, so a savepoint rolled back (:func:`storage.db.insert_unique`) cannot take
+  them with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql import Executable
+
+_KEY = "storage.deferred"
+
+
+class _Pending:
+    """The writes of one outermost transaction, by key (insertion order kept)."""
+
+    __slots__ = ("tables", "transaction", "writes")
+
+    def __init__(self, transaction: object) -> None:
+        self.transaction = transaction
+        self.writes: dict[Hashable, tuple[Executable, Mapping[str, Any]]] = {}
+        self.tables: set[Table] = set()
+
+
+def _pending(session: Session, *, create: bool) -> _Pending | None:
+    held: _Pending | None = session.info.get(_KEY)
+    transaction = session.get_transaction()
+    if held is not None and held.transaction is transaction:
+        return held
+    if not create:
+        return None
+    held = _Pending(transaction)
+    session.info[_KEY] = held
+    return held
+
+
+def later(session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
+          key: Hashable | None = None) -> None:
+    """Run ``statement`` with ``params`` when the transaction commits (grouped with the same statement's others).
+
+    ``table`` is the table it writes (an ORM read of it first writes what waits; None: its
+    readers know, see above); ``key`` makes a later write with the same key replace this one.
+    """
+    pending = _pending(session.sync_session, create=True)
+    assert pending is not None
+    pending.writes[key if key is not None else object()] = (statement, params)
+    if table is not None:
+        pending.tables.add(table)
+
+
+def _write(session: Session, pending: _Pending) -> None:
+    session.info.pop(_KEY, None)
+    groups: dict[Executable, list[Mapping[str, Any]]] = {}
+    for statement, params in pending.writes.values():
+        groups.setdefault(statement, []).append(params)
+    for statement, rows in groups.items():
+        session.execute(statement, rows)
+
+
+async def write_now(session: AsyncSession) -> None:
+    """Write what waits for the commit now (the ORM's pending rows first)."""
+    pending = _pending(session.sync_session, create=False)
+    if pending is not None and pending.writes:
+        await session.flush()
+        await session.run_sync(lambda sync: _write(sync, pending))
+
+
+def install(session_class: type[Session]) -> None:
+    """Write the deferred rows at each commit of ``session_class``'s sessions, and before ORM reads of their tables."""
+
+    @event.listens_for(session_class, "before_commit")
+    def _before_commit(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint: the outermost commit writes them
+        pending = _pending(session, create=False)
+        if pending is not None and pending.writes:
+            session.flush()
+            _write(session, pending)
+
+    @event.listens_for(session_class, "do_orm_execute")
+    def _before_read(state: ORMExecuteState) -> None:
+        pending = _pending(state.session, create=False)
+        if pending is None or not pending.tables:
+            return
+        mapper = state.bind_mapper
+        if mapper is not None and mapper.local_table in pending.tables:
+            state.session.flush()
+            _write(state.session, pending)
