@@ -11,10 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from handlers.common.waiting import known_question, remember_question, waiting_for
+from storage import deferred
+from storage.db import insert_for
 from storage.models import DialogState
 
 # state["kind"] values
@@ -44,21 +47,17 @@ async def load_pending(session: AsyncSession, person_id: int, now: datetime) -> 
 async def set_pending(
     session: AsyncSession, person_id: int, state: dict[str, Any], *, now: datetime, window_minutes: int
 ) -> None:
-    """Replace the person's question; written with the transaction's next flush.
+    """Replace the person's question; written when the transaction commits.
 
-    A row cleared earlier in the same transaction is taken over by the new one (SQLAlchemy
-    turns the DELETE and INSERT of one key into an UPDATE), so asking again costs one write.
+    The row is written at commit (:mod:`storage.deferred`), one upsert for all the batch's
+    questions; this transaction reads it from the memo (:mod:`handlers.common.waiting`), and
+    a question cleared later in the same transaction turns the write into its DELETE.
     """
-    row = await _row(session, person_id)
-    expires = now + timedelta(minutes=window_minutes)
-    if row is None:
-        row = DialogState(person_id=person_id, state=dict(state), expires_at=expires, updated_at=now)
-        session.add(row)
-    else:
-        row.state = dict(state)
-        row.expires_at = expires
-        row.updated_at = now
+    row = DialogState(person_id=person_id, state=dict(state), expires_at=now + timedelta(minutes=window_minutes),
+                      updated_at=now)  # never added to the session: the deferred upsert writes it
     remember_question(session, person_id, row)
+    deferred.later(session, _upsert(session), {"person_id": person_id, "state": row.state, "expires_at": row.expires_at,
+                                              "updated_at": now}, table=None, key=(_TABLE, person_id))
 
 
 async def clear_pending(session: AsyncSession, person_id: int) -> None:
@@ -77,9 +76,23 @@ async def _row(session: AsyncSession, person_id: int) -> DialogState | None:
 
 
 def _drop(session: AsyncSession, person_id: int, row: DialogState) -> None:
-    """Forget the row: deleted at the next flush (a row added in this transaction is simply taken back)."""
-    if inspect(row).pending:
-        session.expunge(row)
-    else:
-        session.sync_session.delete(row)
+    """Forget the row: deleted when the transaction commits (replacing a write made earlier in it)."""
+    deferred.later(session, _DELETE, {"pid": person_id}, table=None, key=(_TABLE, person_id))
     remember_question(session, person_id, None)
+
+
+_TABLE = DialogState.__table__
+_DELETE = delete(_TABLE).where(_TABLE.c.person_id == bindparam("pid"))
+
+
+def _upsert_for(dialect: str) -> Executable:
+    stmt = insert_for(dialect)(_TABLE)
+    return stmt.on_conflict_do_update(index_elements=[_TABLE.c.person_id],
+                                      set_={name: stmt.excluded[name] for name in ("state", "expires_at", "updated_at")})
+
+
+_UPSERT = {dialect: _upsert_for(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def _upsert(session: AsyncSession) -> Executable:
+    return _UPSERT[session.get_bind().dialect.name]
