@@ -167,7 +167,8 @@ async def test_redelivered_audio_is_stored_once(emu: DingTalkEmulator, make_runt
     emu.drop_acks = 1  # the first ack is lost on the way: DingTalk redelivers the frame
     frame = await emu.push(data)
     await emu.wait_for(lambda: frame.acked)
-    assert len(frame.sent_at) == 2 and frame.lost_acks == 1
+    # redelivered at least once (a third delivery when the box is too busy to ack within the emulator's 0.5 s)
+    assert len(frame.sent_at) >= 2 and frame.lost_acks == 1
     again = await emu.push(data)  # and once more as a new frame, as after a reconnect
     await emu.wait_for(lambda: again.acked)
 
