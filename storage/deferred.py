@@ -24,12 +24,13 @@ What keeps this safe:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
 
 _KEY = "storage.deferred"
@@ -58,18 +59,41 @@ def _pending(session: Session, *, create: bool) -> _Pending | None:
     return held
 
 
-def later(session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
+def later(session: AsyncSession | Session, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
           key: Hashable | None = None) -> None:
     """Run ``statement`` with ``params`` when the transaction commits (grouped with the same statement's others).
 
     ``table`` is the table it writes (an ORM read of it first writes what waits; None: its
     readers know, see above); ``key`` makes a later write with the same key replace this one.
     """
-    pending = _pending(session.sync_session, create=True)
+    pending = _pending(session.sync_session if isinstance(session, AsyncSession) else session, create=True)
     assert pending is not None
     pending.writes[key if key is not None else object()] = (statement, params)
     if table is not None:
         pending.tables.add(table)
+
+
+def set_later(row: Any, values: Mapping[str, Any], statement: Executable, params: Callable[[Any], Mapping[str, Any]], *,
+              table: Table | None) -> None:
+    """Set ``values`` on an ORM row; a row already stored is written at commit by ``statement``.
+
+    The row in hand holds the new values at once, without making the session's next flush
+    write it (the transaction sees them through the identity map); ``params(row)`` gives the
+    statement's parameters from the row as it stands, and a later call for the same row and
+    statement replaces the earlier write. A row not yet inserted just takes the values into
+    the session's INSERT.
+    """
+    state = inspect(row)
+    if not state.persistent:
+        for name, value in values.items():
+            setattr(row, name, value)
+        return
+    if all(getattr(row, name) == value for name, value in values.items()):
+        return  # nothing changes (what an earlier call left waiting already holds these values)
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+    assert state.session is not None
+    later(state.session, statement, params(row), table=table, key=(statement, state.identity_key))
 
 
 def _write(session: Session, pending: _Pending) -> None:
