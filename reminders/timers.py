@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from reminders.calendar import Calendar
 from reminders.ladder_timers import LadderTimer, TimerState
 from reminders.ladders import Ladder, Ladders, Level
+from storage import deferred
 from storage.claims import claim_rows
 from storage.db import insert_for
 from storage.models import KeyValue, Timer
@@ -79,6 +80,30 @@ def calendar_fingerprint(calendar: Calendar) -> str:
     return hashlib.sha256(repr(calendar.spec).encode()).hexdigest()[:32]
 
 
+_TIMERS = Timer.__table__
+_WRITTEN = ("anchor_at", "consumed_seconds", "level", "paused_at", "paused_until", "state", "due_at", "version",
+            "attributes", "lease_until")
+# One row's state by id; ``updated_at`` takes its onupdate default.
+_UPDATE = (update(_TIMERS).where(_TIMERS.c.id == bindparam("timer_id"))
+           .values({name: bindparam(f"new_{name}", type_=_TIMERS.c[name].type) for name in _WRITTEN}))
+
+
+_FIND = select(Timer).where(Timer.subject_type == bindparam("subject_type"), Timer.subject_id == bindparam("subject_id"),
+                            Timer.ladder == bindparam("ladder"))
+
+
+def _set(row: Timer, **values: Any) -> None:
+    """Change a timer row in its transaction; a stored row is updated at commit (:func:`storage.deferred.set_later`).
+
+    The batch's timers are then one executemany. Timer rows are read by subject, not in bulk,
+    inside a handler's transaction, so a read does not first write the waiting rows
+    (``table=None``): an ORM read of the row returns this object with its new values, but a
+    plain column query in the same transaction would see a restarted timer's old state.
+    """
+    deferred.set_later(row, values, _UPDATE, lambda r: {"timer_id": r.id, **{f"new_{name}": getattr(r, name) for name in _WRITTEN}},
+                       table=None)
+
+
 class Timers:
     """The timers of one runtime: the calendar, the ladders and a handler per ladder id."""
 
@@ -104,19 +129,13 @@ class Timers:
     # ---- changes in the caller's transaction -------------------------------------
 
     def _store(self, row: Timer, math: LadderTimer, state: TimerState) -> None:
-        row.anchor_at = state.anchor
-        row.consumed_seconds = state.consumed.total_seconds()
-        row.level = state.fired
-        row.paused_at = state.paused_at
-        row.paused_until = state.paused_until
-        row.state = math.status(state)
-        row.due_at = math.next_fire_at(state, row.attributes) if row.state != "done" else None
-        row.version = (row.version or 0) + 1
+        status = math.status(state)
+        _set(row, anchor_at=state.anchor, consumed_seconds=state.consumed.total_seconds(), level=state.fired,
+             paused_at=state.paused_at, paused_until=state.paused_until, state=status,
+             due_at=math.next_fire_at(state, row.attributes) if status != "done" else None, version=(row.version or 0) + 1)
 
     async def find(self, session: AsyncSession, subject_type: str, subject_id: int, ladder: str) -> Timer | None:
-        return await session.scalar(
-            select(Timer).where(Timer.subject_type == subject_type, Timer.subject_id == subject_id, Timer.ladder == ladder)
-        )
+        return await session.scalar(_FIND, {"subject_type": subject_type, "subject_id": subject_id, "ladder": ladder})
 
     async def start(
         self,
@@ -127,10 +146,15 @@ class Timers:
         ladder: str,
         at: datetime,
         attributes: Mapping[str, Any] | None = None,
+        absent: bool = False,
     ) -> Timer:
-        """Start the ladder for a subject, or restart it (a counting activity resets the clock)."""
+        """Start the ladder for a subject, or restart it (a counting activity resets the clock).
+
+        ``absent``: the caller has just read the subject's timers, in any state, and this
+        ladder has no row (so it is not looked up again).
+        """
         math = self.math(ladder)
-        row = await self.find(session, subject_type, subject_id, ladder)
+        row = None if absent else await self.find(session, subject_type, subject_id, ladder)
         if row is None:
             row = Timer(subject_type=subject_type, subject_id=subject_id, ladder=ladder, clock=str(math.ladder.clock),
                         attributes=dict(attributes or {}), version=0, created_at=at)
@@ -146,10 +170,10 @@ class Timers:
         its episode in one statement) restarts it as one UPDATE at the transaction's next flush.
         """
         if attributes is not None:
-            row.attributes = dict(attributes)
+            _set(row, attributes=dict(attributes))
         math = self.math(row.ladder)
         self._store(row, math, math.start(at))
-        row.lease_until = None
+        _set(row, lease_until=None)
         return row
 
     async def pause(self, session: AsyncSession, row: Timer, *, at: datetime, until: datetime | None) -> Timer:
@@ -165,13 +189,11 @@ class Timers:
 
     async def cancel(self, session: AsyncSession, row: Timer) -> None:
         """The subject no longer needs watching (lead claimed, deal closed, invoice paid)."""
-        row.state = "cancelled"
-        row.due_at = None
-        row.version += 1
+        _set(row, state="cancelled", due_at=None, version=row.version + 1)
 
     async def set_attributes(self, session: AsyncSession, row: Timer, attributes: Mapping[str, Any]) -> None:
         """New facts for level conditions (e.g. the amount went up): the due moment may change."""
-        row.attributes = dict(attributes)
+        _set(row, attributes=dict(attributes))
         if row.state in OPEN_STATES:
             math = self.math(row.ladder)
             self._store(row, math, state_of(row))

@@ -86,13 +86,13 @@ async def open_escalation(session: AsyncSession, kind: str, subject_type: str, s
     )
 
 
-# A deal's open timers and its open stalled-deal episode (at most one: a partial unique index),
-# in one statement: every note about a deal asks both. Anchored on the deal's own row, so the
-# episode comes back when no timer does.
+# A deal's timers (open or finished) and its open stalled-deal episode (at most one: a partial
+# unique index), in one statement: every note about a deal asks both. Anchored on the deal's
+# own row, so the episode comes back when no timer does.
 _DEAL_WATCH = (
     select(Timer, Escalation)
     .select_from(Opportunity)
-    .outerjoin(Timer, and_(Timer.subject_type == DEAL, Timer.subject_id == Opportunity.id, Timer.state.in_(OPEN_STATES)))
+    .outerjoin(Timer, and_(Timer.subject_type == DEAL, Timer.subject_id == Opportunity.id))
     .outerjoin(Escalation, and_(Escalation.kind == STALLED, Escalation.subject_type == DEAL,
                                 Escalation.subject_id == Opportunity.id, Escalation.closed_at.is_(None)))
     .where(Opportunity.id == bindparam("opp_id"))
@@ -100,7 +100,7 @@ _DEAL_WATCH = (
 
 
 async def _deal_watch(session: AsyncSession, opp_id: int) -> tuple[list[Timer], Escalation | None]:
-    """:func:`open_timers` and :func:`open_escalation` of a deal, one round trip."""
+    """Every timer of a deal (open or not: a finished one is what a restart reuses) and its open episode, one round trip."""
     timers: list[Timer] = []
     esc: Escalation | None = None
     for timer, episode in (await session.execute(_DEAL_WATCH, {"opp_id": opp_id})).all():
@@ -128,25 +128,25 @@ async def watch_deal(
     """Make the deal's timers match the deal: restart on activity, refresh facts, cancel when closed."""
     ladder = rules(app).stalled_ladder(opp.stage) if opp.status == "open" else None
     attributes = await deal_attributes(session, opp)
-    current: Timer | None = None
+    current: Timer | None = None  # the deal's row for this ladder, open or finished
     timers, esc = await _deal_watch(session, opp.id)
     for timer in timers:
         if timer.ladder == ladder:
             current = timer
-        else:
+        elif timer.state in OPEN_STATES:
             await app.timers.cancel(session, timer)
     if ladder is None:
         if esc is not None:
             await close_escalation(session, esc, reason="closed", actor_id=actor_id, now=now)
         return None
-    if activity or current is None:
+    if activity or current is None or current.state not in OPEN_STATES:
         if esc is not None and activity:
             await close_escalation(session, esc, reason="activity", actor_id=actor_id, now=now)
         start = now if activity else (opp.last_activity_at or now)
-        if current is not None:  # the usual note: the running timer restarts in place (it is the row start() would find)
+        if current is not None:  # the usual note: the timer restarts in place (it is the row start() would find)
             return app.timers.restart(current, at=min(start, now), attributes=attributes)
         return await app.timers.start(session, subject_type=DEAL, subject_id=opp.id, ladder=ladder,
-                                      at=min(start, now), attributes=attributes)
+                                      at=min(start, now), attributes=attributes, absent=True)
     if current.attributes != attributes:
         await app.timers.set_attributes(session, current, attributes)
     if esc is not None and esc.amount != opp.amount:
