@@ -29,6 +29,7 @@ from handlers.notes.models import NoteDraft, Recorded
 from handlers.opportunities.service import (
     OPEN_DEAL_LOOKUP,
     apply_to_opportunity,
+    audit_created,
     create_opportunity,
     drop_if_orphan,
     find_open_opportunity,
@@ -227,6 +228,11 @@ async def record_note(
     elif account is not None:
         existing = await find_open_opportunity(session, person.id, account.id)
 
+    created: Opportunity | None = None  # the rep's first note there: its deal, so the note is inserted linked to it
+    if account is not None and existing is None:
+        created = await create_opportunity(session, person.id, account.id, actor_id=person.id, note_id=None, now=now,
+                                           audited=False)
+
     fields = dict(draft.extracted)
     fields.setdefault("stage", draft.stage)
     fields["asked"] = []
@@ -244,7 +250,7 @@ async def record_note(
         author_id=person.id,
         account_id=account.id if account else None,
         contact_id=contact.id if contact else None,
-        opportunity_id=existing.id if existing is not None else None,
+        opportunity_id=(existing or created).id if (existing or created) is not None else None,
         source=draft.source,
         raw_text=draft.text,
         transcript=draft.transcript,
@@ -262,8 +268,10 @@ async def record_note(
     opp: Opportunity | None = None
     changed, kept = False, None
     if account is not None:
-        opp = existing or await create_opportunity(session, person.id, account.id, actor_id=person.id, note_id=note.id, now=now)
-        note.opportunity_id = opp.id
+        opp = existing or created
+        assert opp is not None
+        if created is not None:
+            await audit_created(session, created, actor_id=person.id, note_id=note.id, now=now)
         changed, kept = await apply_to_opportunity(session, opp, stage=draft.stage, amount=draft.amount, stages=rules.stages,
                                                    actor_id=person.id, note_id=note.id, now=now)
         if rules.deals is not None:

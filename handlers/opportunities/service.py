@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import deferred
 from storage.audit import audit, stored_value
 from storage.models import AuditLog, Note, Opportunity, Task
 
@@ -51,18 +52,30 @@ async def find_open_opportunity(session: AsyncSession, owner_id: int, account_id
 
 
 async def create_opportunity(
-    session: AsyncSession, owner_id: int, account_id: int, *, actor_id: int | None, note_id: int | None, now: datetime
+    session: AsyncSession, owner_id: int, account_id: int, *, actor_id: int | None, note_id: int | None, now: datetime,
+    audited: bool = True,
 ) -> Opportunity:
-    """A new open opportunity, audited as created by ``note_id``."""
+    """A new open opportunity, audited as created by ``note_id``.
+
+    ``audited=False``: the caller audits it with :func:`audit_created` once the note that
+    creates it has its id (a note inserted already linked to its new deal needs no UPDATE).
+    """
     opp = Opportunity(
         account_id=account_id, owner_id=owner_id, stage=None, status=OPEN,
         stage_changed_at=now, last_activity_at=now, created_at=now,
     )
     session.add(opp)
     await session.flush()
-    await audit(session, actor_id=actor_id, entity="opportunity", entity_id=opp.id, field_name="created",
-                old=None, new=str(account_id), note_id=note_id, now=now)
+    if audited:
+        await audit_created(session, opp, actor_id=actor_id, note_id=note_id, now=now)
     return opp
+
+
+async def audit_created(session: AsyncSession, opp: Opportunity, *, actor_id: int | None, note_id: int | None,
+                        now: datetime) -> None:
+    """The "created" audit row undo looks for (an opportunity only its note created goes with it)."""
+    await audit(session, actor_id=actor_id, entity="opportunity", entity_id=opp.id, field_name="created",
+                old=None, new=str(opp.account_id), note_id=note_id, now=now)
 
 async def set_stage(
     session: AsyncSession,
@@ -129,8 +142,16 @@ async def apply_to_opportunity(
             kept = opp.stage
     if amount:
         await set_amount(session, opp, amount, actor_id=actor_id, note_id=note_id, now=now)
-    opp.last_activity_at = now
+    # Every note touches its deal: written at commit, a batch's touches in one statement. An
+    # ORM read of deals in the transaction writes them first; a plain join in it (a report
+    # run in the same batch) may see the time before this batch's notes.
+    deferred.set_later(opp, {"last_activity_at": now}, _TOUCH, lambda o: {"opp_id": o.id, "at": o.last_activity_at},
+                       table=_DEALS)
     return changed, kept
+
+
+_DEALS = Opportunity.__table__
+_TOUCH = update(_DEALS).where(_DEALS.c.id == bindparam("opp_id")).values(last_activity_at=bindparam("at"))
 
 _REVERTIBLE = {"stage", "amount", "status"}
 
