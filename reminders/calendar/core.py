@@ -42,6 +42,7 @@ DayKind = Literal["workday", "weekend", "holiday", "makeup", "extra_holiday", "e
 _WHOLE_DAY: tuple[Segment, ...] = ((0, 24 * 60),)
 _MAX_IDLE_DAYS = 3660  # no working time for ten years means a broken calendar, not a long weekend
 _DAY = timedelta(days=1)
+_MAX_CACHED_DAYS = 10_000  # (day, clock) interval lists kept per calendar; past it the cache starts over
 
 
 class Clock(StrEnum):
@@ -83,6 +84,7 @@ class Calendar:
         self.spec = spec if spec is not None else CalendarSpec()
         self.tz = ZoneInfo(self.spec.timezone)
         self._days: dict[date, DayInfo] = {}
+        self._intervals: dict[tuple[date, Clock], tuple[tuple[datetime, datetime], ...]] = {}
         self._fallback_years: set[int] = set()
 
     def __repr__(self) -> str:
@@ -163,15 +165,23 @@ class Calendar:
         local = datetime.combine(day + timedelta(days=extra_days), time(minute // 60, minute % 60), tzinfo=self.tz)
         return local.astimezone(UTC)
 
-    def _counted(self, day: date, clock: Clock) -> list[tuple[datetime, datetime]]:
-        """The UTC intervals of ``day`` that the clock counts."""
+    def _counted(self, day: date, clock: Clock) -> tuple[tuple[datetime, datetime], ...]:
+        """The UTC intervals of ``day`` that the clock counts (cached: every timer restart walks the same days)."""
+        key = (day, clock)
+        cached = self._intervals.get(key)
+        if cached is not None:
+            return cached
         if clock is Clock.CALENDAR:
             segments = _WHOLE_DAY
         elif not self.is_working_day(day):
-            return []
+            segments = ()
         else:
             segments = _WHOLE_DAY if clock is Clock.WORKDAY else self.spec.hours
-        return [(self._wall(day, a), self._wall(day, b)) for a, b in segments]
+        intervals = tuple((self._wall(day, a), self._wall(day, b)) for a, b in segments)
+        if len(self._intervals) >= _MAX_CACHED_DAYS:
+            self._intervals.clear()
+        self._intervals[key] = intervals
+        return intervals
 
     def add(self, start: datetime, duration: timedelta, clock: Clock | str = Clock.BUSINESS) -> datetime:
         """The moment ``duration`` of ``clock`` time after ``start`` (see the module docstring)."""
