@@ -155,12 +155,16 @@ async def resolve_contact(
     found: Contact | None = _UNREAD,
 ) -> Contact:
     """The contact ``name`` at the account (created if new); ``found``: the caller already looked it up."""
-    stmt = select(Contact).where(Contact.name == name[:64])
-    stmt = stmt.where(Contact.account_id == account_id) if account_id is not None else stmt.where(Contact.account_id.is_(None))
-    contact = await session.scalar(stmt.order_by(Contact.id).limit(1)) if found is _UNREAD else found
+
+    async def look() -> Contact | None:
+        stmt = select(Contact).where(Contact.name == name[:64])
+        stmt = stmt.where(Contact.account_id == account_id) if account_id is not None else stmt.where(Contact.account_id.is_(None))
+        return await session.scalar(stmt.order_by(Contact.id).limit(1))
+
+    contact = await look() if found is _UNREAD else found
     if contact is None:
         new = Contact(account_id=account_id, name=name[:64], department=department[:64], created_at=now)
-        contact, _ = await insert_unique(session, new, lambda: session.scalar(stmt.order_by(Contact.id).limit(1)))
+        contact, _ = await insert_unique(session, new, look)
     elif department and not contact.department:
         contact.department = department[:64]
     return contact
