@@ -4,15 +4,22 @@ Each feature owns a :class:`Router`; the root router includes them in order. A h
 is registered with filters and returns replies; returning :data:`SKIP` lets the next
 matching handler try. Handlers get a :class:`HandlerContext` holding the open
 transaction, so their writes and their replies (the outbox rows) commit together.
+
+A filter answers falsy (not this route), ``True``, or a non-empty dict of what it found
+(``matches()`` gives ``{"match": re.Match}``): the dicts of a route's filters are merged
+and passed to the handler as keyword arguments, so a handler reads the filter's match
+instead of running the regex again and hoping it agrees. As in aiogram, a handler
+receives only the keywords its signature names (or all of them with ``**kwargs``).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, Union
+from typing import TYPE_CHECKING, Any, Concatenate, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,9 +37,10 @@ class _Skip:
 
 SKIP: Final = _Skip()
 
-HandlerResult = Union[Reply, Sequence[Reply], None, _Skip]
-Handler = Callable[[Inbound, "HandlerContext"], Awaitable[HandlerResult]]
-Filter = Callable[[Inbound, "HandlerContext"], bool]
+HandlerResult = Reply | Sequence[Reply] | None | _Skip
+Handler = Callable[Concatenate[Inbound, "HandlerContext", ...], Awaitable[HandlerResult]]
+FilterResult = bool | dict[str, Any]
+Filter = Callable[[Inbound, "HandlerContext"], FilterResult]
 
 HASHTAG = re.compile(r"[#＃]([^\s#＃，。,.!！?？]+)")
 
@@ -58,6 +66,33 @@ class HandlerContext:
 class _Route:
     handler: Handler
     filters: tuple[Filter, ...]
+    # the keyword arguments the handler takes; None: it takes any (**kwargs)
+    accepts: frozenset[str] | None
+
+    @classmethod
+    def of(cls, handler: Handler, filters: tuple[Filter, ...]) -> _Route:
+        params = list(inspect.signature(handler).parameters.values())[2:]  # after (msg, hc)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return cls(handler, filters, None)
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return cls(handler, filters, frozenset(p.name for p in params if p.kind in named))
+
+    def check(self, msg: Inbound, hc: HandlerContext) -> dict[str, Any] | None:
+        """The handler's keyword arguments gathered from the filters, or None when one says no.
+
+        Filters run in order and stop at the first falsy one, so a cheap filter in front
+        (``hashtag()``) spares the regex; an empty dict counts as no, as in aiogram.
+        """
+        found: dict[str, Any] = {}
+        for f in self.filters:
+            result = f(msg, hc)
+            if not result:
+                return None
+            if isinstance(result, dict):
+                found.update(result)
+        if self.accepts is None:
+            return found
+        return {k: v for k, v in found.items() if k in self.accepts}
 
 
 class Router:
@@ -72,7 +107,7 @@ class Router:
 
     def on(self, *filters: Filter) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self._routes.append(_Route(handler, filters))
+            self._routes.append(_Route.of(handler, filters))
             return handler
 
         return register
@@ -86,9 +121,10 @@ class Router:
     async def dispatch(self, msg: Inbound, hc: HandlerContext) -> list[Reply]:
         """Run the first matching handler that does not SKIP; collect its replies."""
         for route in self._candidates():
-            if not all(f(msg, hc) for f in route.filters):
+            found = route.check(msg, hc)
+            if found is None:
                 continue
-            result = await route.handler(msg, hc)
+            result = await route.handler(msg, hc, **found)
             if result is SKIP:
                 continue
             if result is None:
@@ -127,8 +163,14 @@ def role(*roles: str) -> Filter:
 
 
 def matches(pattern: str) -> Filter:
+    """Text (stripped) in which ``pattern`` is found; the handler gets it as ``match: re.Match[str]``."""
     compiled = re.compile(pattern)
-    return lambda msg, _hc: msg.kind == Kind.TEXT and compiled.search(msg.text.strip()) is not None
+
+    def found(msg: Inbound, _hc: HandlerContext) -> FilterResult:
+        m = compiled.search(msg.text.strip()) if msg.kind == Kind.TEXT else None
+        return {"match": m} if m is not None else False
+
+    return found
 
 
 def with_text(msg: Inbound, new_text: str) -> Inbound:

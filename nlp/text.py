@@ -309,7 +309,7 @@ class Language:
         # a space may stand between the keyword and its verdict in shorthand ("参数论证 通过")
         self._neg_after = re.compile(f"\\s?(?:{bridges})*(?:{alternation(words.negation_after)})")
         self._positive = re.compile(alternation(words.positive_frames))
-        self._chatter = frozenset(words.chatter)
+        self._chatter = words.chatter
         self._starters = re.compile(alternation(words.clause_starters)) if words.clause_starters else None
         self._no_split = re.compile(f"(?:{alternation(words.no_split_after)})$") if words.no_split_after else None
         self._split_min = words.split_min_length

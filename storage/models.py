@@ -254,6 +254,7 @@ class Escalation(Base):
         Index("ix_escalations_team", "team_id", "closed_at"),
         Index("ix_escalations_owner", "owner_id", "closed_at"),
         Index("ix_escalations_snooze", "snooze_until"),
+        Index("ix_escalations_awaiting", "awaiting_person_id", "awaiting_until"),  # read on every message
     )
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))  # unclaimed_lead | stalled_deal | overdue_payment

@@ -64,6 +64,20 @@ async def test_rename_files_the_note_under_the_right_hospital(h: Harness) -> Non
     assert "不像医院名称" in typed
 
 
+async def test_fix_on_a_new_hospital_asks_for_the_name_like_rename(h: Harness) -> None:
+    """The card's 改 button on a note whose only open point is its new hospital: the 改名 question."""
+    await h.say("lina", "今天在光明医院见了赵科长，下周二前把报价单发过去")
+    [ask] = await h.say("lina", "改 1")
+    assert "医院的正确名称" in ask
+    [done] = await h.say("lina", "仁济医院")
+    assert "上海交通大学医学院附属仁济医院" in done
+    [note] = await rows(h, Note)
+    [account] = await rows(h, Account)
+    assert account.name == "上海交通大学医学院附属仁济医院" and note.account_id == account.id
+    [other] = await h.say("zhangwei", "改 1")  # another rep's note is not theirs to fix
+    assert "没有找到要更正的记录" in other
+
+
 async def test_ignored_confirmation_is_not_repeated_and_creates_nothing(h: Harness) -> None:
     await h.say("chenjing", "今天在阳光医院见了李主任")
     [card] = await h.say("chenjing", "今天去华山医院设备科拜访了张科长，周五前发资料")

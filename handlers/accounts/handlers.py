@@ -114,10 +114,8 @@ def router(app: AppContext) -> Router:
     r = Router("accounts")
 
     @r.on(hashtag(), matches(ACCOUNT_RX))
-    async def account(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(ACCOUNT_RX, msg.text.strip())
-        assert m is not None
-        name = m.group(1).strip(" ，。,.")
+    async def account(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        name = match.group(1).strip(" ，。,.")
         if not name:
             return await _my_accounts(app, hc)
         canonical = app.services.lexicon.canonical_account

@@ -247,16 +247,12 @@ def router(app: AppContext) -> Router:
     r = Router("escalations")
 
     @r.on(matches(ACT_RX))
-    async def button(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(ACT_RX, msg.text.strip())
-        assert m is not None
-        return await act(app, hc, int(m.group(2)), VERBS[m.group(1)], m.group(3).strip())
+    async def button(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        return await act(app, hc, int(match.group(2)), VERBS[match.group(1)], match.group(3).strip())
 
     @r.on(hashtag(), matches(LIST_RX))
-    async def listing(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(LIST_RX, msg.text.strip())
-        assert m is not None
-        which = m.group(1)
+    async def listing(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        which = match.group(1)
         stmt = select(Escalation).where(Escalation.closed_at.is_(None))
         if which in ("预警", "我的预警"):
             rows = list((await hc.session.scalars(stmt.where(Escalation.owner_id == hc.person.id))).all())
@@ -272,8 +268,8 @@ def router(app: AppContext) -> Router:
         return Reply(card=list_card(title, await _lines(app, hc, rows), "没有 👍"), tag="escalation.list")
 
     @r.on(matches(RECEIPT_RX))
-    async def received(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        body = re.match(RECEIPT_RX, msg.text.strip()).group(1)  # type: ignore[union-attr]
+    async def received(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        body = match.group(1)
         found = find_amount(body)
         if found is None:
             return Reply(text="到账多少？例如：#回款 仁济医院 30万 已到账")
@@ -301,15 +297,13 @@ def router(app: AppContext) -> Router:
         return Reply(text=f"💰 已记录 {account.name} 到账 {money(amount)}\n" + "\n".join(lines), tag="payments.received")
 
     @r.on(matches(PROPOSAL_RX))
-    async def proposal(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(PROPOSAL_RX, msg.text.strip())
-        assert m is not None
-        note = await hc.session.get(Note, int(m.group(2)))
+    async def proposal(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        note = await hc.session.get(Note, int(match.group(2)))
         if note is None or note.author_id != hc.person.id or not (note.fields or {}).get(PROPOSAL):
             return Reply(text="没有找到这条回款计划。")
         if (note.fields or {}).get("payment_plan_id"):
             return None  # already confirmed: a repeated tap does nothing
-        if m.group(1) == "修改":
+        if match.group(1) == "修改":
             return Reply(text="请直接发正确的付款条件，例如：首付款30% 3月1日前，余款验收后30天。", tag="payments.edit")
         plan = await confirm_proposal(app, hc.session, note, hc.person, now=hc.now)
         if plan is None:

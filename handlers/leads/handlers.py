@@ -55,8 +55,8 @@ def router(app: AppContext) -> Router:
     r = Router("leads")
 
     @r.on(matches(LEADS_RX))
-    async def leads_tag(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        body = re.sub(LEADS_RX, "", msg.text.strip()).strip(" :：")
+    async def leads_tag(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        body = match.string[match.end():].strip(" :：")
         person = hc.person
         if body and person.role in service.INTAKE_ROLES:
             return await _start_intake(app, msg, hc)
@@ -65,12 +65,12 @@ def router(app: AppContext) -> Router:
         return await _list(app, hc)
 
     @r.on(matches(CONFIRM_RX))
-    async def confirm(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+    async def confirm(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         state = await load_pending(hc.session, hc.person.id, hc.now)
         if state is None or state.get("kind") != CONFIRM_KIND:
             return SKIP
         await clear_pending(hc.session, hc.person.id)
-        if msg.text.strip().startswith("取消"):
+        if match.group(1) == "取消":
             return Reply(text="已取消，这条线索没有录入。", tag="lead.cancelled")
         data = dict(state.get("lead") or {})
         data.pop("created_at", None)
@@ -79,16 +79,12 @@ def router(app: AppContext) -> Router:
         return Reply(text=await _intake_text(hc, outcome), tag=f"lead.intake.{outcome.status}")
 
     @r.on(matches(CLAIM_RX))
-    async def claim(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(CLAIM_RX, msg.text.strip())
-        assert m is not None
-        return _answer(await commands.claim(app, hc.session, _number(m.group(1)), hc.person, now=hc.now))
+    async def claim(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        return _answer(await commands.claim(app, hc.session, _number(match.group(1)), hc.person, now=hc.now))
 
     @r.on(matches(TRANSFER_RX))
-    async def transfer(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(TRANSFER_RX, msg.text.strip())
-        assert m is not None
-        number, target = _number(m.group(1)), m.group(2).strip()
+    async def transfer(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        number, target = _number(match.group(1)), match.group(2).strip()
         if not target:
             lead = await hc.session.get(Lead, number)
             if lead is None or lead.assignee_id != hc.person.id:
@@ -97,27 +93,21 @@ def router(app: AppContext) -> Router:
         return _answer(await commands.transfer(app, hc.session, number, hc.person, target, now=hc.now))
 
     @r.on(matches(RETURN_RX))
-    async def give_back(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(RETURN_RX, msg.text.strip())
-        assert m is not None
-        return _answer(await commands.return_lead(app, hc.session, _number(m.group(1)), hc.person, m.group(2), now=hc.now))
+    async def give_back(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        return _answer(await commands.return_lead(app, hc.session, _number(match.group(1)), hc.person, match.group(2), now=hc.now))
 
     @r.on(matches(ASSIGN_RX))
-    async def assign(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(ASSIGN_RX, msg.text.strip())
-        assert m is not None
-        number, target = _number(m.group(1)), m.group(2).strip()
+    async def assign(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        number, target = _number(match.group(1)), match.group(2).strip()
         if not target:
             return Reply(text=f"指派给谁？请回复“指派 {number} 给 姓名”。")
         return _answer(await commands.assign(app, hc.session, number, hc.person, target, now=hc.now))
 
     @r.on(matches(DETAIL_RX))
-    async def detail(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(DETAIL_RX, msg.text.strip())
-        assert m is not None
-        lead = await hc.session.get(Lead, _number(m.group(1)))
+    async def detail(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        lead = await hc.session.get(Lead, _number(match.group(1)))
         if lead is None:
-            return Reply(text=f"没有找到线索 {m.group(1)}。")
+            return Reply(text=f"没有找到线索 {match.group(1)}。")
         if not await commands.can_see(hc.session, hc.person, lead):
             return _answer(await commands.refuse(app, hc.session, lead, hc.person, "详情", hc.now))
         holder = await commands.name_of(hc.session, lead.assignee_id) if lead.assignee_id else ""
@@ -129,10 +119,8 @@ def router(app: AppContext) -> Router:
         return Reply(card=cards.detail_card(lead, holder, history), tag="lead.detail")
 
     @r.on(matches(AWAY_RX))
-    async def away(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(AWAY_RX, msg.text.strip())
-        assert m is not None
-        raw = m.group(1).strip()
+    async def away(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        raw = match.group(1).strip()
         today = local_now(app, hc.now).date()
         parsed = parse_answer_date(app, raw, hc.now, base=today) if raw else None
         if parsed is None or parsed.due < today:

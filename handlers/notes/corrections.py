@@ -163,13 +163,11 @@ def router(app: AppContext) -> Router:
     r = Router("notes.corrections")
 
     @r.on(matches(UNDO))
-    async def undo(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(UNDO, msg.text.strip())
-        assert m is not None
-        if m.group(1):
-            note = await hc.session.get(Note, int(m.group(1)))
+    async def undo(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        if match.group(1):
+            note = await hc.session.get(Note, int(match.group(1)))
             if note is None or note.author_id != hc.person.id:
-                return Reply(text=f"没有找到你的第 {m.group(1)} 条记录。")
+                return Reply(text=f"没有找到你的第 {match.group(1)} 条记录。")
             if note.deleted_at is not None:
                 return Reply(text="这条记录已经撤销过了。")
         else:
@@ -188,13 +186,11 @@ def router(app: AppContext) -> Router:
         return Reply(text="\n".join(parts), tag="note.undo")
 
     @r.on(matches(STAGE))
-    async def stage(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(STAGE, msg.text.strip())
-        assert m is not None
-        code = stage_from_text(app, m.group(1))
+    async def stage(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        code = stage_from_text(app, match.group(1))
         if code is None:
             names = "、".join(g.label for g in app.services.lexicon.stages)
-            return Reply(text=f"没认出“{m.group(1).strip()}”是哪个阶段。可选：{names}。")
+            return Reply(text=f"没认出“{match.group(1).strip()}”是哪个阶段。可选：{names}。")
         note = await last_note(hc.session, hc.person.id)
         if note is None:
             return Reply(text=NO_NOTE)
@@ -202,10 +198,8 @@ def router(app: AppContext) -> Router:
         return Reply(text=await correct_stage(app, hc, note, code), tag="note.correct")
 
     @r.on(matches(AMOUNT))
-    async def amount(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(AMOUNT, msg.text.strip())
-        assert m is not None
-        value = parse_amount(app, m.group(1), hc)
+    async def amount(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        value = parse_amount(app, match.group(1), hc)
         if value is None:
             return Reply(text="没看懂金额，请写成“金额改成90万”这样。")
         note = await last_note(hc.session, hc.person.id)
@@ -224,11 +218,9 @@ def router(app: AppContext) -> Router:
         return Reply(text=answer, tag="note.correct")
 
     @r.on(matches(CONTACT))
-    async def contact(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+    async def contact(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         """"联系人改成王主任": the note's main contact, never a new note."""
-        m = re.match(CONTACT, msg.text.strip())
-        assert m is not None
-        rest = m.group(1).strip().strip("，。,.!！")
+        rest = match.group(1).strip().strip("，。,.!！")
         draft = to_draft(extract(app, rest, hc.now), rest)
         name = draft.contacts[0] if draft.contacts else (rest if 0 < len(rest) <= 8 else "")
         if not name:
@@ -240,11 +232,9 @@ def router(app: AppContext) -> Router:
         return Reply(text=await _correct_contact(hc, note, name), tag="note.correct")
 
     @r.on(matches(HOSPITAL))
-    async def hospital(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+    async def hospital(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         """"医院改成仁济医院": refile the last note (what it changed elsewhere is reverted)."""
-        m = re.match(HOSPITAL, msg.text.strip())
-        assert m is not None
-        rest = m.group(1).strip().strip("，。,.!！")
+        rest = match.group(1).strip().strip("，。,.!！")
         draft = to_draft(extract(app, rest, hc.now), rest)
         name = draft.account or rest
         if not acceptable_hospital(app, name):
@@ -256,12 +246,9 @@ def router(app: AppContext) -> Router:
         return Reply(text=await file_under(app, hc, note, name), tag="note.correct")
 
     @r.on(matches(GENERAL))
-    async def general(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+    async def general(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         """"不对，是下周四" / "不对，是李主任" / "不是，是华山医院" — short fixes of the last note."""
-        text = msg.text.strip()
-        m = re.match(GENERAL, text)
-        assert m is not None
-        rest = m.group(1)
+        text, rest = match.string, match.group(1)
         whole = to_draft(extract(app, text, hc.now), text)
         if whole.concerns or whole.action_text and not whole.due:
             return SKIP  # reads like a new note that happens to start with "不是"

@@ -9,7 +9,6 @@ than an answer, the question is dropped silently, never repeated.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -476,6 +475,20 @@ async def confirm_note(app: AppContext, hc: HandlerContext, note: Note) -> Reply
     return Reply(text="\n".join(parts) or "✅ 已确认。", tag="note.account_confirmed" if name else "note.confirmed")
 
 
+async def _rename(app: AppContext, hc: HandlerContext, note: Note, name: str) -> Reply:
+    """File ``note`` under the hospital ``name``; without a name, ask for it (the answer is read as the account)."""
+    if not name:
+        asked = list((note.fields or {}).get("asked") or [])
+        update_fields(note, asked=[*asked, "account"])
+        await set_pending(hc.session, hc.person.id, {"kind": MISSING, "note_id": note.id, "field": "account"},
+                          now=hc.now, window_minutes=app.config.notes.question_window_minutes)
+        return Reply(text="请发医院的正确名称，例如“复旦大学附属华山医院”。", tag="note.rename")
+    if not acceptable_hospital(app, name):
+        return Reply(text=f"“{name}”不像医院名称，请发医院全称，例如“改名 复旦大学附属华山医院”。")
+    await clear_pending(hc.session, hc.person.id)
+    return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+
+
 async def _own_note(hc: HandlerContext, note_id: str | None) -> Note | None:
     if note_id:
         note = await hc.session.get(Note, int(note_id))
@@ -491,46 +504,30 @@ def router(app: AppContext) -> Router:
     r = Router("dialog")
 
     @r.on(matches(CONFIRM_RX))
-    async def confirm(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(CONFIRM_RX, msg.text.strip())
-        assert m is not None
-        note = await _own_note(hc, m.group(1) or m.group(2))
+    async def confirm(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        note = await _own_note(hc, match.group(1) or match.group(2))
         if note is None:
             return Reply(text="没有等待确认的新客户。")
         return await confirm_note(app, hc, note)
 
     @r.on(matches(RENAME_RX))
-    async def rename(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(RENAME_RX, msg.text.strip())
-        assert m is not None
-        note = await _own_note(hc, m.group(1))
+    async def rename(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        note = await _own_note(hc, match.group(1))
         if note is None:
             return Reply(text="没有找到要改名的记录。")
-        name = _bare(m.group(2))
-        if not name:
-            asked = list((note.fields or {}).get("asked") or [])
-            update_fields(note, asked=[*asked, "account"])
-            await set_pending(hc.session, hc.person.id, {"kind": MISSING, "note_id": note.id, "field": "account"},
-                              now=hc.now, window_minutes=app.config.notes.question_window_minutes)
-            return Reply(text="请发医院的正确名称，例如“复旦大学附属华山医院”。", tag="note.rename")
-        if not acceptable_hospital(app, name):
-            return Reply(text=f"“{name}”不像医院名称，请发医院全称，例如“改名 复旦大学附属华山医院”。")
-        await clear_pending(hc.session, hc.person.id)
-        return Reply(text=await file_under(app, hc, note, name), tag="note.account_confirmed")
+        return await _rename(app, hc, note, _bare(match.group(2)))
 
     @r.on(matches(FIX_RX))
-    async def fix(msg: Inbound, hc: HandlerContext) -> HandlerResult:
+    async def fix(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         """改 on an unsure card: one held date or amount is asked for; otherwise how to write the fix."""
-        m = re.match(FIX_RX, msg.text.strip())
-        assert m is not None
-        note = await _own_note(hc, m.group(1))
+        note = await _own_note(hc, match.group(1))
         if note is None:
             return Reply(text="没有找到要更正的记录。")
         names = list(held(note))
         if not names or names == [ACCOUNT]:
             if not (note.fields or {}).get("account_pending"):
                 return Reply(text=settled_reply(note), tag="note.fix")
-            return await rename(replace(msg, text=f"改名 {note.id}"), hc)
+            return await _rename(app, hc, note, "")
         if len(names) == 1 and names[0] in _FIX_ASK:
             await set_pending(hc.session, hc.person.id, {"kind": MISSING, "note_id": note.id, "field": names[0]},
                               now=hc.now, window_minutes=app.config.notes.question_window_minutes)

@@ -142,7 +142,7 @@ def to_draft(note: Any, text: str, *, source: str = "text", transcript: str = ""
 
 def is_chatter(app: AppContext, text: str) -> bool:
     """Acknowledgements, thanks and emoji: nothing to store and nothing worth answering."""
-    words = set(app.services.lexicon.language.chatter)
+    words = app.services.lexicon.language.chatter
     parts = [p for p in _PUNCT.split(text.strip()) if p]
     if not parts:
         return True

@@ -98,18 +98,14 @@ def router(app: AppContext) -> Router:
         return await answer("funnel", hc)
 
     @r.on(matches(HEALTH_RX))
-    async def health(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(HEALTH_RX, msg.text.strip())
-        assert m is not None
+    async def health(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         scope = await scope_for(hc.session, hc.person)
-        return await views.health_reply(app, hc.session, scope, m.group(1), hc.now)
+        return await views.health_reply(app, hc.session, scope, match.group(1), hc.now)
 
     @r.on(matches(AUDIT_RX))
-    async def audit(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(AUDIT_RX, msg.text.strip())
-        assert m is not None
+    async def audit(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
         scope = await scope_for(hc.session, hc.person)
-        return await views.audit_reply(app, hc.session, scope, m.group(1), hc.now)
+        return await views.audit_reply(app, hc.session, scope, match.group(1), hc.now)
 
     @r.on(matches(DASH_RX))
     async def dashboard(msg: Inbound, hc: HandlerContext) -> HandlerResult:

@@ -85,10 +85,8 @@ def router(app: AppContext) -> Router:
     r = Router("tasks")
 
     @r.on(matches(DONE_RX))
-    async def done(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        m = re.match(DONE_RX, msg.text.strip())
-        assert m is not None
-        target = await _target(hc, m.group(1))
+    async def done(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        target = await _target(hc, match.group(1))
         if target is None:
             return Reply(text=NO_TASK)
         if isinstance(target, str):
@@ -101,12 +99,10 @@ def router(app: AppContext) -> Router:
         return Reply(text=f"✅ 已完成：{target.text}", tag="task.done")
 
     @r.on(matches(POSTPONE_RX))
-    async def postpone(msg: Inbound, hc: HandlerContext) -> HandlerResult:
-        text = msg.text.strip()
-        m = re.match(POSTPONE_RX, text)
-        assert m is not None
-        task_id, rest = m.group(1), m.group(2).strip()
-        verb = text[: m.start(1)].strip() if task_id else text[: len(text) - len(rest)].strip()
+    async def postpone(msg: Inbound, hc: HandlerContext, match: re.Match[str]) -> HandlerResult:
+        text = match.string
+        task_id, rest = match.group(1), match.group(2).strip()
+        verb = text[: match.start(1)].strip() if task_id else text[: len(text) - len(rest)].strip()
         if task_id and (not rest or re.match(r"^(?:个)?(?:天|日|周|星期|礼拜|月)", rest)):
             # "推迟3天": the digits are the amount, not a task id
             task_id, rest = None, text[len(verb):].strip()

@@ -239,7 +239,7 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
     if not isinstance(split_min, int) or isinstance(split_min, bool) or split_min < 4:
         raise g.fail("split_min_length", "must be an integer >= 4")
     lists = {k: g.str_list(g.data, k, k, ()) for k in lang_keys}
-    language = LanguageWords(split_min_length=split_min, **lists)
+    language = LanguageWords(split_min_length=split_min, **{**lists, "chatter": frozenset(lists["chatter"])})
 
     required, questions = _required(src["required.toml"])
     r = src["required.toml"]

@@ -75,7 +75,7 @@ class LanguageWords:
     negation_after: tuple[str, ...]
     negation_bridges: tuple[str, ...]
     positive_frames: tuple[str, ...]
-    chatter: tuple[str, ...]
+    chatter: frozenset[str]  # only ever asked "is this one of them" (per message, in nlp and the notes feature)
 
 
 @dataclass(frozen=True, eq=False)  # holds mappings: identity hash, usable as a cache key
