@@ -303,7 +303,7 @@ async def test_genjin_outbox_retry_requeues_failed_rows(tmp_path) -> None:  # ty
     engine = engine_for(url)
     async with session_factory(engine)() as session:
         async with session.begin():
-            outbox.enqueue(session, platform="local", recipient="zhangwei", reply=Reply(text="你好"), now=MONDAY, status="failed")
+            outbox.enqueue(session, outbox.row_values(platform="local", recipient="zhangwei", reply=Reply(text="你好"), now=MONDAY, status="failed"))
     await engine.dispose()
     from tests.conftest import make_config
 

@@ -15,7 +15,7 @@ from bot.channels.dingtalk import ReplayCache, webhook_allowed
 from bot.config import ConfigError, load_config, parse_config
 from bot.messages import Reply
 from bot.pipeline.delivery import drain_once
-from bot.pipeline.outbox import enqueue
+from bot.pipeline.outbox import enqueue, row_values
 from bot.redact import redact
 from storage.db import transaction
 from storage.models import OutboxRow
@@ -83,7 +83,7 @@ async def test_healthz_and_metrics_show_the_outbox_backlog(make_runtime: Runtime
     runtime = await make_runtime(http=True)
     app = runtime.app
     async with transaction(app.sessions) as session:
-        enqueue(session, platform="nowhere", recipient="x", reply=Reply(text="hi"), now=app.clock.now())
+        enqueue(session, row_values(platform="nowhere", recipient="x", reply=Reply(text="hi"), now=app.clock.now()))
     base = f"http://127.0.0.1:{runtime.port}"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as resp:
@@ -177,7 +177,7 @@ async def test_app_secret_never_reaches_last_error_or_the_log(make_runtime: Runt
         runtime = await make_runtime({"wecom": wecom, "logging": {"level": "INFO"}})
         app = runtime.app
         async with transaction(app.sessions) as session:
-            enqueue(session, platform="wecom", recipient="ZhangWei", reply=Reply(text="hi"), now=app.clock.now())
+            enqueue(session, row_values(platform="wecom", recipient="ZhangWei", reply=Reply(text="hi"), now=app.clock.now()))
         with capture_logs() as events:
             await drain_once(app)
         async with app.sessions() as session:

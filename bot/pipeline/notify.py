@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.messages import Reply
-from bot.pipeline.outbox import add_row, enqueue, row_values
+from bot.pipeline.outbox import enqueue, row_values
 from cards.model import Card
 from storage.models import OutboxRow, Person, Team
 from storage.people import person_by_key, route_to
@@ -118,7 +118,7 @@ async def notify(
     makes it once-only per recipient.
     """
     if isinstance(to, InPlace):
-        return [add_row(session, in_place(to, reply, now=now, inbox_id=inbox_id))]
+        return [enqueue(session, in_place(to, reply, now=now, inbox_id=inbox_id))]
     people = await _people(session, to)
     if isinstance(people, str):
         return [_unroutable(app, session, str(getattr(to, "key", to)), reply, people, inbox_id=inbox_id, now=now)]
@@ -130,7 +130,7 @@ async def notify(
             rows.append(_unroutable(app, session, person.key, reply, why, inbox_id=inbox_id, now=now))
             continue
         if klass is None:
-            rows.append(enqueue(session, platform=where[0], recipient=where[1], reply=reply, inbox_id=inbox_id, now=now))
+            rows.append(enqueue(session, row_values(platform=where[0], recipient=where[1], reply=reply, inbox_id=inbox_id, now=now)))
         else:
             key = f"{dedupe_key}:{person.key}" if dedupe_key else None
             row = await _alert(app, session, person, where, reply, klass=klass, key=key, inbox_id=inbox_id, now=now)
@@ -156,7 +156,7 @@ async def _alert(
     cfg = app.config.alerts
     platform, recipient = where
     if klass in cfg.urgent_classes:
-        row = enqueue(session, platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now)
+        row = enqueue(session, row_values(platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now))
         row.push, row.dedupe_key = True, key
         return row
     opening = _opening(app, person.key, now)
@@ -178,12 +178,12 @@ async def _alert(
     if held is not None:
         _join(held, reply, merge_key)
         # every alert keeps a row of its own (status "merged", never sent) for the trail and the dedupe key
-        marker = enqueue(session, platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now,
-                         status=MERGED, context={"into": held.id})
+        marker = enqueue(session, row_values(platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now,
+                                            status=MERGED, context={"into": held.id}))
         marker.merge_key, marker.dedupe_key = merge_key, key
         return held
-    row = enqueue(session, platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now,
-                  context={"lines": [_line(reply)]})
+    row = enqueue(session, row_values(platform=platform, recipient=recipient, reply=reply, inbox_id=inbox_id, now=now,
+                                     context={"lines": [_line(reply)]}))
     row.push, row.merge_key, row.dedupe_key = True, merge_key, key
     if merge_key == SUMMARY:
         # the day's overflow: one card at the next day's opening
@@ -255,5 +255,5 @@ def _unroutable(
 ) -> OutboxRow:
     app.log.warning("notify.unroutable", to=who, reason=why)
     app.metrics.outbound.labels("", UNROUTABLE).inc()
-    return enqueue(session, platform="", recipient=who[:128], reply=reply, inbox_id=inbox_id, now=now,
-                   status=UNROUTABLE, last_error=why)
+    return enqueue(session, row_values(platform="", recipient=who[:128], reply=reply, inbox_id=inbox_id, now=now,
+                                      status=UNROUTABLE, last_error=why))

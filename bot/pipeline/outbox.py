@@ -55,26 +55,11 @@ def row_values(
     }
 
 
-def enqueue(
-    session: AsyncSession,
-    *,
-    platform: str,
-    recipient: str,
-    reply: Reply,
-    conversation: str = "",
-    inbox_id: int | None = None,
-    context: dict[str, object] | None = None,
-    now: datetime,
-    status: str = "pending",
-    last_error: str = "",
-) -> OutboxRow:
-    """Add one outbox row to the caller's transaction (use :func:`bot.pipeline.notify.notify` to address people)."""
-    return add_row(session, row_values(platform=platform, recipient=recipient, reply=reply, conversation=conversation,
-                                       inbox_id=inbox_id, context=context, now=now, status=status, last_error=last_error))
+def enqueue(session: AsyncSession, values: dict[str, object]) -> OutboxRow:
+    """Add the outbox row with ``values`` (from :func:`row_values`) to the caller's transaction.
 
-
-def add_row(session: AsyncSession, values: dict[str, object]) -> OutboxRow:
-    """Add the outbox row with ``values`` (from :func:`row_values`) to the caller's transaction."""
+    To address people use :func:`bot.pipeline.notify.notify`.
+    """
     row = OutboxRow(**values)
     session.add(row)
     return row
