@@ -1,4 +1,4 @@
-"""What a feature contributes to a runtime: a router, preprocessors, named jobs, ladder handlers, services, HTTP routes.
+"""What a feature contributes to a runtime: a router, preprocessors, prefetchers, named jobs, ladder handlers, services, HTTP routes.
 
 Each package under ``handlers/`` exposes one :class:`Feature`; the composition root
 (:mod:`bot.app`) lists them in routing order. The runtime only sees this shape, so it
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from bot.context import AppContext
-    from bot.pipeline.dispatcher import Preprocessor
+    from bot.pipeline.dispatcher import Prefetcher, Preprocessor
     from bot.router import Router
     from reminders.jobs import JobQueue
     from reminders.timers import LevelHandler
@@ -34,6 +34,7 @@ class Feature:
     name: str
     router: Callable[[AppContext], Router] | None = None
     preprocessors: Sequence[Preprocessor] = ()
+    prefetchers: Sequence[Prefetcher] = ()  # what every message of a batch asks first, read for all its senders at once
     jobs: Callable[[JobQueue, AppContext], None] | None = None
     services: Callable[[AppContext], Sequence[Background]] | None = None
     ladders: Mapping[str, LevelHandler] = field(default_factory=dict)  # ladder id → what its levels do

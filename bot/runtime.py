@@ -98,6 +98,7 @@ class Runtime:
         self.dispatcher = Dispatcher(
             build_router(self.app, self.features),
             [step for feature in self.features for step in feature.preprocessors],
+            [read for feature in self.features for read in feature.prefetchers],
         )
         self.jobs = JobQueue(self.app)
         self.jobs.run_repeating(TIMERS_JOB, sweep_timers, seconds=config.timers.sweep_seconds)

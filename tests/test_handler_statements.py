@@ -106,3 +106,36 @@ async def test_a_typical_note_costs_at_most_five_handler_statements(make_runtime
     assert question is None  # the second note dropped the first one's question and asked none
     assert notes[-2].fields.get("asked") and not notes[-1].fields.get("asked")  # stored with the insert, no UPDATE
     assert not [s for s in per_note[0] if s.startswith("UPDATE notes")], per_note[0]
+
+
+async def test_a_batch_reads_what_waits_for_its_senders_once(make_runtime: RuntimeFactory) -> None:
+    """The dispatcher's prefetch: one waiting read for the whole batch, and each sender's open question still found."""
+    h = Harness(await make_runtime(clock=FakeClock(MONDAY)))
+    reps = ["zhangwei", "lina", "chenjing", "liuyang"]
+    for rep in reps:  # each rep's first note leaves a question open (the deal's stage)
+        await inbox.accept(h.app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=rep, kind=Kind.TEXT,
+                                          conversation=rep, text=TYPICAL[0]))
+        await h.settle()
+    async with h.app.sessions() as s:
+        asked = {row.person_id: dict(row.state) for row in (await s.scalars(select(DialogState))).all()}
+    assert len(asked) == len(reps)
+
+    seen: list[str] = []
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    for rep in reps:  # answered together: the stage each question asked for
+        await inbox.accept(h.app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=rep, kind=Kind.TEXT,
+                                          conversation=rep, text="在谈价格"))
+    event.listen(h.app.engine.sync_engine, "before_cursor_execute", on_statement)
+    try:
+        assert await h.runtime.work_once() == len(reps)  # one batch
+    finally:
+        event.remove(h.app.engine.sync_engine, "before_cursor_execute", on_statement)
+    assert sum("dialog_state.state" in s for s in seen) == 1, [s[:80] for s in seen if "dialog_state" in s]
+    async with h.app.sessions() as s:
+        left = (await s.scalars(select(DialogState))).all()
+        notes = (await s.scalars(select(Note).order_by(Note.id))).all()
+    assert not left, "every rep's answer was taken as the answer to the question waiting for them"
+    assert len(notes) == len(reps), "no answer became a note of its own"

@@ -17,31 +17,34 @@ and keeps them in the transaction's memo (:mod:`handlers.common.memo`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, bindparam, exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from handlers.common.memo import memo
-from storage.models import DialogState, Escalation, Note
+from storage.models import DialogState, Escalation, Note, Person
 
 _KEY = "waiting"
 
-# Anchored on a one-row select of the person's id, so the escalation flag comes back even
-# when no dialog row does. ``note_id`` in a dialog state is always a Note.id (an int).
-_ME = select(bindparam("person_id", type_=BigInteger).label("person_id")).subquery("me")
+# Anchored on the people asked about (one, or a batch's senders: :func:`prefetch_waiting`), so the
+# escalation flag comes back when no dialog row does. ``note_id`` in a dialog state is always a Note.id.
+_THEM = select(Person.id.label("person_id")).where(Person.id.in_(bindparam("ids", expanding=True))).subquery("them")
 _WAITING = (
     select(
+        _THEM.c.person_id,
         DialogState,
         Note,
         exists()
-        .where(Escalation.awaiting_person_id == _ME.c.person_id, Escalation.awaiting_until > bindparam("now"),
+        .where(Escalation.awaiting_person_id == _THEM.c.person_id, Escalation.awaiting_until > bindparam("now"),
                Escalation.closed_at.is_(None))
         .label("escalation"),
     )
-    .select_from(_ME)
-    .outerjoin(DialogState, DialogState.person_id == _ME.c.person_id)
+    .select_from(_THEM)
+    .outerjoin(DialogState, DialogState.person_id == _THEM.c.person_id)
     .outerjoin(Note, Note.id == DialogState.state["note_id"].as_integer())
     .execution_options(populate_existing=True)  # the dialog row as stored now, as load_pending always read it
 )
@@ -67,13 +70,25 @@ async def waiting_for(session: AsyncSession, person_id: int, now: datetime) -> W
     known = entries.get(person_id)
     if known is not None and (known.at == now or known.escalation is None):
         return known
-    row = (await session.execute(_WAITING, {"person_id": person_id, "now": now})).one()
+    row = (await session.execute(_WAITING, {"ids": [person_id], "now": now})).one_or_none()
+    # (no row: the person left the org since the sender was cached, so nothing waits for them)
     if known is not None:  # only the flag was out of date: the dialog row we hold is newer than any read
-        known.escalation, known.at = bool(row.escalation), now
+        known.escalation, known.at = row is not None and bool(row.escalation), now
         return known
-    waiting = Waiting(question=row.DialogState, note=row.Note, escalation=bool(row.escalation), at=now)
+    waiting = (Waiting(question=row.DialogState, note=row.Note, escalation=bool(row.escalation), at=now) if row is not None
+               else Waiting(question=None, note=None, escalation=False, at=now))
     entries[person_id] = waiting
     return waiting
+
+
+async def prefetch_waiting(_app: AppContext, session: AsyncSession, person_ids: Sequence[int], now: datetime) -> None:
+    """:func:`waiting_for` of several people in one statement (a batch's senders, see :data:`bot.pipeline.dispatcher.Prefetcher`)."""
+    entries = _entries(session)
+    wanted = [pid for pid in dict.fromkeys(person_ids) if pid not in entries]
+    if not wanted:
+        return
+    for row in (await session.execute(_WAITING, {"ids": wanted, "now": now})).all():
+        entries[row.person_id] = Waiting(question=row.DialogState, note=row.Note, escalation=bool(row.escalation), at=now)
 
 
 def known_question(session: AsyncSession, person_id: int) -> tuple[bool, DialogState | None]:

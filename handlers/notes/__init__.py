@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.context import AppContext
 from bot.features import Feature
 from bot.router import Router
+from handlers.common.waiting import prefetch_waiting
 from handlers.notes import corrections, dialog, followup
 from handlers.notes import handlers as chat
 from handlers.notes.voice import transcribe_voice
@@ -24,4 +25,4 @@ def router(app: AppContext) -> Router:
     return r
 
 
-feature = Feature("notes", router=router, preprocessors=(transcribe_voice,))
+feature = Feature("notes", router=router, preprocessors=(transcribe_voice,), prefetchers=(prefetch_waiting,))
