@@ -43,7 +43,7 @@ class _Pending:
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction
-        self.writes: dict[Hashable, tuple[Executable, Mapping[str, Any]]] = {}
+        self.writes: dict[Hashable, tuple[Executable, Mapping[str, Any], Table | None]] = {}
         self.tables: set[Table] = set()
 
 
@@ -68,7 +68,7 @@ def later(session: AsyncSession | Session, statement: Executable, params: Mappin
     """
     pending = _pending(session.sync_session if isinstance(session, AsyncSession) else session, create=True)
     assert pending is not None
-    pending.writes[key if key is not None else object()] = (statement, params)
+    pending.writes[key if key is not None else object()] = (statement, params, table)
     if table is not None:
         pending.tables.add(table)
 
@@ -96,10 +96,17 @@ def set_later(row: Any, values: Mapping[str, Any], statement: Executable, params
     later(state.session, statement, params(row), table=table, key=(statement, state.identity_key))
 
 
-def _write(session: Session, pending: _Pending) -> None:
-    session.info.pop(_KEY, None)
+def _write(session: Session, pending: _Pending, table: Table | None = None) -> None:
+    """Run the waiting writes (those of ``table`` only, when given), each statement's rows as one executemany."""
+    if table is None:
+        session.info.pop(_KEY, None)
+        chosen = list(pending.writes.values())
+    else:
+        keys = [key for key, (_s, _p, written) in pending.writes.items() if written is table]
+        chosen = [pending.writes.pop(key) for key in keys]
+        pending.tables.discard(table)
     groups: dict[Executable, list[Mapping[str, Any]]] = {}
-    for statement, params in pending.writes.values():
+    for statement, params, _table in chosen:
         groups.setdefault(statement, []).append(params)
     for statement, rows in groups.items():
         session.execute(statement, rows)
@@ -131,6 +138,6 @@ def install(session_class: type[Session]) -> None:
         if pending is None or not pending.tables:
             return
         mapper = state.bind_mapper
-        if mapper is not None and mapper.local_table in pending.tables:
+        if mapper is not None and mapper.local_table in pending.tables:  # only that table's rows: the rest still wait
             state.session.flush()
-            _write(state.session, pending)
+            _write(state.session, pending, mapper.local_table)

@@ -122,3 +122,18 @@ async def test_write_now_writes_them_inside_the_transaction(sessions: async_sess
         await deferred.write_now(session)
         count = await session.execute(select(func.count()).select_from(AuditLog.__table__))  # a Core read, no guard needed
         assert count.scalar() == 1
+
+
+async def test_a_read_writes_only_its_own_tables_rows(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    from sqlalchemy import insert
+
+    teams = Team.__table__
+    async with transaction(sessions) as session:
+        deferred.later(session, insert(teams), {"key": "north", "name": "North", "region": "", "manager_key": "",
+                                                "robot_webhook": ""}, table=teams)
+        await audit_many(session, [_row(1)])
+        assert await session.scalar(select(func.count(AuditLog.id))) == 1  # the audit read wrote the audit row…
+        waiting = await session.execute(select(func.count()).select_from(teams))  # (a Core read: no guard)
+        assert waiting.scalar() == 0  # …and left the team row waiting for the commit
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Team.id))) == 1
