@@ -106,3 +106,23 @@ async def test_a_batch_is_marked_done_in_one_statement(make_runtime: RuntimeFact
     async with runtime.app.sessions() as session:
         done = (await session.execute(select(InboxRow.status).where(InboxRow.sender.in_(reps)))).scalars().all()
     assert done == ["done"] * len(reps)
+
+
+async def test_after_a_full_claim_the_next_one_skips_its_probe(make_runtime: RuntimeFactory) -> None:
+    """A backlog: the dispatcher's claim after a full batch goes straight to the write (no read transaction first);
+    after a claim that was not full, the probe is back (so an idle poll is still no write)."""
+    runtime = await make_runtime({"pipeline": {"workers": 1, "claim_batch": 10}})
+    reps = [f"rep{k:02d}" for k in range(25)]
+    async with transaction(runtime.app.sessions) as session:
+        await import_org(session, OrgSpec(teams=[], people=[PersonSpec(key=key, name=key, role="rep") for key in reps]))
+    for key in reps:
+        await inbox.accept(runtime.app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=key, kind=Kind.TEXT,
+                                                conversation=key, text="收到"))
+    probes: list[int] = []
+    for _ in range(4):
+        with statements(runtime.app) as seen:
+            claimed = await runtime.dispatcher.work_once(runtime.app)
+        probes.append(sum(s.startswith("SELECT inbox_1.id") for s in seen))
+        if not claimed:
+            break
+    assert probes == [1, 0, 0, 1]  # full, full (no probe), 5 left (no probe), then the probe finds nothing

@@ -98,6 +98,7 @@ class Dispatcher:
         self.router = router
         self.preprocessors: list[Preprocessor] = list(preprocessors)
         self.prefetchers: list[Prefetcher] = list(prefetchers)
+        self._backlog = False  # the last claim came back full: the next one skips its probe
 
     async def prepare(self, app: AppContext, msg: Inbound) -> Inbound:
         for step in self.preprocessors:
@@ -271,7 +272,8 @@ class Dispatcher:
 
     async def work_once(self, app: AppContext) -> int:
         """Claim a batch and process it; returns how many rows were claimed."""
-        owned = await inbox.claim_batch(app)
+        owned = await inbox.claim_batch(app, probe=not self._backlog)
+        self._backlog = len(owned) >= app.config.pipeline.claim_batch
         if len(owned) == 1:
             await self.handle(app, owned[0].id, owned[0].attempts, owned[0])
         elif owned:

@@ -264,7 +264,7 @@ def batch_size(ready: int, workers: int, most: int) -> int:
     return max(1, min(most, -(-ready // max(1, workers))))
 
 
-async def claim_batch(app: AppContext, limit: int | None = None) -> list[InboxRow]:
+async def claim_batch(app: AppContext, limit: int | None = None, *, probe: bool = True) -> list[InboxRow]:
     """Claim a batch in one statement; returns the rows whole (detached), in id order.
 
     Returning the rows saves the dispatcher a read per message: it has the text, sender and
@@ -272,8 +272,10 @@ async def claim_batch(app: AppContext, limit: int | None = None) -> list[InboxRo
     the done mark itself (:func:`finish_owned`). A read-only probe runs first: it sizes
     the batch (:func:`batch_size`, at most ``limit`` or ``[pipeline] claim_batch``) and,
     when nothing is claimable (an idle poll, or every row blocked behind its sender's
-    earlier one), returns without a write transaction. The claim itself is a write, so
-    it waits for the acknowledgement path like the handlers do (see :class:`Ingestor`).
+    earlier one), returns without a write transaction. ``probe=False`` skips it when the
+    caller's last claim came back full (a backlog: the probe would only say "a full batch",
+    at the cost of a read transaction). The claim itself is a write, so it waits for the
+    acknowledgement path like the handlers do (see :class:`Ingestor`).
     """
     await app.ingest_idle.wait()
     p = app.config.pipeline
@@ -285,10 +287,12 @@ async def claim_batch(app: AppContext, limit: int | None = None) -> list[InboxRo
     workers = p.workers if limit is None and dialect == "postgresql" else 1
     statements = _claim_statements(dialect)
     now = app.clock.now()
-    async with read_session(app.sessions) as session:
-        ready = len((await session.execute(statements.probe, {"now": now, LIMIT: most * max(1, workers)})).all())
-    if not ready:
-        return []
+    ready = most * max(1, workers)
+    if probe:
+        async with read_session(app.sessions) as session:
+            ready = len((await session.execute(statements.probe, {"now": now, LIMIT: ready})).all())
+        if not ready:
+            return []
     params = {"now": now, "lease_until": now + timedelta(seconds=p.lease_seconds), LIMIT: batch_size(ready, workers, most)}
     async with app.sessions() as session:
         async with session.begin():
