@@ -13,11 +13,26 @@ out. The dispatcher stores these with the inbox row, so failures are recorded.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
+
+from sqlalchemy import String, cast, null, select, union_all
 
 from bot.context import AppContext
 from bot.messages import Inbound, Kind, MediaError
+from storage.db import read_session
+from storage.models import Account, Contact, Lead, Note, Opportunity
+from storage.people import find_person
+
+# A rep's own terms: accounts and contacts of their notes and leads of the last REP_TERM_DAYS and
+# of their open deals, most recent first, at most REP_TERM_ROWS rows. Their share of the decoder
+# prompt is REP_TERM_CHARS characters; the lexicon's priority terms fill the rest.
+REP_TERM_DAYS = 90
+REP_TERM_ROWS = 40
+REP_TERM_CHARS = 80
+_LONGEST_TERM = 12  # a hospital's full legal name is too long to help the prompt; its aliases do
 
 
 def repair_transcript(app: AppContext, text: str) -> str:
@@ -26,6 +41,66 @@ def repair_transcript(app: AppContext, text: str) -> str:
 
     people = app.services.lexicon.people
     return correct_surnames(text, people.ranked_surnames, people.titles)
+
+
+async def rep_terms(app: AppContext, platform: str, sender: str) -> list[str]:
+    """What this rep most likely says, most likely first: their accounts, contacts and line products.
+
+    Why: whisper's prompt holds only a few dozen terms and the whole lexicon cannot fit, while
+    a rep names the same dozen hospitals and people week after week — often hospitals outside
+    the lexicon (a county hospital is heard as a homophone city). Only the sender's own records
+    are read (their notes, leads and open deals), so no other rep's or team's accounts ever
+    reach the prompt. One statement; an unknown sender gets only nothing.
+    """
+    person = app.lookups.person(platform, sender)
+    async with read_session(app.sessions) as session:
+        if person is None:
+            found = await find_person(session, platform, sender)
+            if found is None:
+                return []
+            person = {"id": found.id, "product_lines": list(found.product_lines or [])}
+        since = app.clock.now() - timedelta(days=REP_TERM_DAYS)
+        pid = person["id"]
+        text = String()
+        arms = union_all(
+            select(Note.account_id.label("account_id"), Contact.name.label("contact"),
+                   cast(null(), text).label("hospital"), Note.created_at.label("at"))
+            .outerjoin(Contact, Contact.id == Note.contact_id)
+            .where(Note.author_id == pid, Note.deleted_at.is_(None), Note.created_at >= since),
+            select(Opportunity.account_id, cast(null(), text), cast(null(), text), Opportunity.last_activity_at)
+            .where(Opportunity.owner_id == pid, Opportunity.status == "open"),
+            select(Lead.account_id, Lead.contact, Lead.hospital, Lead.created_at)
+            .where(Lead.assignee_id == pid, Lead.created_at >= since),
+        ).subquery()
+        rows = (await session.execute(
+            select(Account.name, Account.aliases, arms.c.contact, arms.c.hospital)
+            .select_from(arms).outerjoin(Account, Account.id == arms.c.account_id)
+            .order_by(arms.c.at.desc()).limit(REP_TERM_ROWS)
+        )).all()
+    terms: list[str] = []
+    for name, aliases, contact, hospital in rows:
+        written = [*(aliases or ()), name] if name else [hospital]
+        terms.extend(w for w in written if w and len(w) <= _LONGEST_TERM)
+        if contact:
+            terms.append(contact)
+    terms.extend(app.services.lexicon.line_products(person.get("product_lines") or ()))
+    return list(dict.fromkeys(t.strip() for t in terms if t and t.strip()))
+
+
+def memo_hotwords(app: AppContext, rep: Sequence[str]) -> list[str]:
+    """The hotwords of one memo: the rep's own terms (up to ``REP_TERM_CHARS``), then the lexicon's.
+
+    The prompt keeps a prefix of this list, so the order is the priority; the rep's terms past
+    their share are still used to correct near-misses, after the lexicon's prompt terms.
+    """
+    head: list[str] = []
+    used = 0
+    for term in rep:
+        if used + len(term) + 1 > REP_TERM_CHARS:
+            break
+        head.append(term)
+        used += len(term) + 1
+    return list(dict.fromkeys([*head, *app.services.lexicon.hotwords(), *rep]))
 
 
 def unsure_rows(app: AppContext, transcript: Any) -> list[list[object]]:
@@ -65,7 +140,8 @@ async def transcribe_voice(app: AppContext, msg: Inbound) -> Inbound:
         from nlp.speech import SpeechError
 
         try:
-            result = await app.services.stt.transcribe(audio, hotwords=app.services.lexicon.hotwords())
+            hotwords = memo_hotwords(app, await rep_terms(app, msg.platform, msg.sender))
+            result = await app.services.stt.transcribe(audio, hotwords=hotwords)
         except SpeechError as exc:
             log.info("voice.speech_error", reason=exc.reason)
             extra.update(speech_error=exc.reason, speech_message=str(exc))

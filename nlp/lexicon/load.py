@@ -218,9 +218,11 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         department_guards[ending] = d.str_list(guards_raw, ending, f"guards.{ending}")
 
     p = src["products.toml"]
-    p.only(p.data, {"terms", "modifiers"}, "")
+    p.only(p.data, {"terms", "modifiers", "lines"}, "")
     product_terms = p.str_list(p.data, "terms", "terms")
     product_modifiers = p.str_list(p.data, "modifiers", "modifiers", ())
+    lines_raw = p.table(p.data, "lines", "lines", {})
+    product_lines = {line: p.str_list(lines_raw, line, f"lines.{line}") for line in lines_raw}
 
     a = src["actions.toml"]
     action_keys = ("verbs", "verb_patterns", "not_verbs", "strong_past_markers", "continuations", "past_markers",
@@ -257,6 +259,7 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         questions=questions, actions=actions, language=language,
         sources=tuple(s.extra_display or s.display for s in src.values()),
         speech_priority=_speech_priority(src["speech.toml"]),
+        product_lines=MappingProxyType(product_lines),
     )
 
 
