@@ -249,6 +249,7 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         if stage != "default" and stage not in order:
             raise r.fail(f"required.{stage}", f"unknown stage (expected one of: default, {', '.join(order)})")
 
+    places, place_readings = _places(src["places.toml"])
     return Lexicon(
         stage_order=order, stages=stages, concerns=concerns, cues=cues, brands=brands, own_brands=own,
         departments=departments, department_patterns=department_patterns,
@@ -260,7 +261,17 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         sources=tuple(s.extra_display or s.display for s in src.values()),
         speech_priority=_speech_priority(src["speech.toml"]),
         product_lines=MappingProxyType(product_lines),
+        places=places,
+        place_readings=place_readings,
     )
+
+
+def _places(src: Source) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    src.only(src.data, {"provinces", "cities", "readings"}, "")
+    names = [*src.str_list(src.data, "provinces", "provinces", ()), *src.str_list(src.data, "cities", "cities", ())]
+    raw = src.table(src.data, "readings", "readings", {})
+    readings = {name: src.string(raw, name, f"readings.{name}") for name in raw}
+    return tuple(dict.fromkeys(names)), MappingProxyType(readings)
 
 
 def _speech_priority(src: Source) -> tuple[str, ...]:

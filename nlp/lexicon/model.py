@@ -127,6 +127,9 @@ class Lexicon:
     speech_priority: tuple[str, ...] = field(default=())
     # product line (as on a person: "心血管") → the products reps of that line name most
     product_lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # provinces and cities without 省/市 (places.toml): speech correction of hospital names
+    places: tuple[str, ...] = field(default=())
+    place_readings: Mapping[str, str] = field(default_factory=dict)  # "长治" → "chang2 zhi4"
 
     def canonical_brand(self, name: str) -> str:
         """Any surface form of a brand ("Medtronic", "波科", "GE医疗") → the display name the card shows
