@@ -50,6 +50,7 @@ def test_no_place_is_made_up(ctx: ContextTerms, heard: str) -> None:
     ("南宁市第二眼迷医院的蓝主任", "南宁市第二人民医院的蓝主任"),
     ("保定市第一种新医院", "保定市第一中心医院"),
     ("青岛大学副属医院的骨科", "青岛大学附属医院的骨科"),
+    ("昆明医科大学医复院病理科", "昆明医科大学一附院病理科"),  # 一 heard as 医 in a numbered short form
 ])
 def test_the_hospital_type_word_before_yiyuan_is_restored(ctx: ContextTerms, heard: str, said: str) -> None:
     assert fixed(heard, ctx) == said
