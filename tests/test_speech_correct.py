@@ -76,3 +76,10 @@ def test_date_words_heard_as_homophones_are_restored(ctx: ContextTerms, heard: s
                                    "怎么导出上个月的拜访记录", "周五前给答复"])
 def test_money_and_ordinary_words_stay(ctx: ContextTerms, heard: str) -> None:
     assert fixed(heard, ctx) == heard
+
+
+def test_the_previous_behaviour_is_one_switch_away() -> None:
+    """``[speech]`` names_and_dates off (the benchmark's "previous"): none of these repairs."""
+    old = context_terms(load_lexicon(), names_and_dates=False)
+    for heard in ("下周一去临疑市人民医院装机", "南宁市第二眼迷医院", "原蛋钱要把发票开出去"):
+        assert correct_in_context(heard, [], old)[0] == heard

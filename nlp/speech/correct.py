@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from nlp.speech.phonetic import is_common_word, pinyin, readings, word_readings
@@ -207,6 +207,8 @@ class ContextTerms:
     dates: tuple[str, ...] = ()
     # each place's reading (one TONE3 syllable per character), as the place is read
     place_sounds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # places, the hospital-type word before 医院, date homophones and 钱 → 前 (issue 16, round 4)
+    names_and_dates: bool = False
 
 
 BRAND_REACH: Final = 12
@@ -214,8 +216,11 @@ _BRAND_CUE_CONCERNS: Final = ("price", "competitor")
 _EXTRA_BRAND_CUES: Final = ("价格", "报价", "方案", "对比", "比较", "品牌", "厂家", "用的是", "换成")
 
 
-def context_terms(lexicon: object) -> ContextTerms:
-    """Build :class:`ContextTerms` from a loaded ``nlp.lexicon.Lexicon`` (duck-typed)."""
+def context_terms(lexicon: object, names_and_dates: bool = True) -> ContextTerms:
+    """Build :class:`ContextTerms` from a loaded ``nlp.lexicon.Lexicon`` (duck-typed).
+
+    ``names_and_dates=False`` leaves out places, hospital and date words (the previous behaviour).
+    """
     anchors = tuple(getattr(lexicon.hospitals, "anchors", ()))  # type: ignore[attr-defined]
     names = {*lexicon.hospitals.aliases.keys(), *lexicon.hospitals.aliases.values()}  # type: ignore[attr-defined]
     hospitals = tuple(sorted(n for n in names if _CJK.match(n) and len(n) >= 3
@@ -228,12 +233,15 @@ def context_terms(lexicon: object) -> ContextTerms:
     people = lexicon.people  # type: ignore[attr-defined]
     titles = tuple(t for t in people.titles if len(t) >= 2)
     terms = tuple(t for t in lexicon.terms() if _CJK.match(t) and 2 <= len(t) <= 8)  # type: ignore[attr-defined]
+    base = ContextTerms(hospitals=hospitals, brands=brands, brand_cues=tuple(dict.fromkeys(cues)),
+                        surnames=tuple(people.ranked_surnames), titles=titles, terms=terms)
+    if not names_and_dates:
+        return base
     places = tuple(p for p in getattr(lexicon, "places", ()) if _CJK.match(p) and 2 <= len(p) <= 4)
-    place_sounds = word_readings(places, getattr(lexicon, "place_readings", None)) if places else {}
-    return ContextTerms(hospitals=hospitals, brands=brands, brand_cues=tuple(dict.fromkeys(cues)),
-                        surnames=tuple(people.ranked_surnames), titles=titles,
-                        terms=(*terms, *_HOSPITAL_WORDS, *DATE_WORDS), places=places, place_sounds=place_sounds,
-                        dates=tuple(dict.fromkeys([*DATE_WORDS, *(n for h in lexicon.holidays for n in h.names)])))  # type: ignore[attr-defined]
+    holidays = (n for h in lexicon.holidays for n in h.names)  # type: ignore[attr-defined]
+    return replace(base, terms=(*terms, *_HOSPITAL_WORDS, *DATE_WORDS), places=places,
+                   place_sounds=word_readings(places, getattr(lexicon, "place_readings", None)) if places else {},
+                   dates=tuple(dict.fromkeys([*DATE_WORDS, *holidays])), names_and_dates=True)
 
 
 def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
@@ -521,16 +529,18 @@ def correct_in_context(text: str, terms: Sequence[str], context: ContextTerms | 
     for start, end, heard, brand in _brand_homophones(text, context.brands, context.brand_cues, locked):
         chars[start:end] = list(brand)
         edits.append((start, end, heard))
-    for start, end, heard, place in [*_place_edits(text, context.place_sounds, locked),
-                                     *_city_shi_edits(text, context.places, locked)]:
-        chars[start:end] = list(place)
-        edits.append((start, end, heard))
+    if context.names_and_dates:
+        for start, end, heard, place in [*_place_edits(text, context.place_sounds, locked),
+                                         *_city_shi_edits(text, context.places, locked)]:
+            chars[start:end] = list(place)
+            edits.append((start, end, heard))
     text = "".join(chars)
-    chars = list(text)
-    for start, end, heard, word in [*_slot_edits(text, locked), *_date_homophones(text, context.dates, locked)]:
-        chars[start:end] = list(word)
-        edits.append((start, end, heard))
-    text = "".join(chars)
+    if context.names_and_dates:
+        chars = list(text)
+        for start, end, heard, word in [*_slot_edits(text, locked), *_date_homophones(text, context.dates, locked)]:
+            chars[start:end] = list(word)
+            edits.append((start, end, heard))
+        text = "".join(chars)
     chars = list(text)
     for start, end, heard, fixed in _weekday_edits(text):
         if not any(s < end and start < e for s, e, _ in edits):
