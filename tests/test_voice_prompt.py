@@ -87,27 +87,30 @@ async def test_a_reps_own_account_outside_the_default_prompt_leads_the_prompt(h:
     default = prompt_hotwords(h.app.services.lexicon.hotwords(), MAX_PROMPT_HOTWORD_CHARS)
     assert OWN_ALIAS not in default and OWN not in default
     terms = await rep_terms(h.app, "local", "zhangwei")
-    assert {OWN_ALIAS, OWN, "孙主任", "睢宁县人民医院", "新沂市第二人民医院", "葛科长"} <= set(terms)
-    assert "沭阳县中医院" not in terms, "notes older than REP_TERM_DAYS do not count"
-    assert "支架" in terms and "CT" not in terms, "the products of the rep's own line (心血管) only"
-    prompt = prompt_hotwords(memo_hotwords(h.app, terms), MAX_PROMPT_HOTWORD_CHARS)
+    assert {OWN_ALIAS, OWN, "孙主任", "睢宁县人民医院", "新沂市第二人民医院", "葛科长"} <= set(terms.accounts)
+    assert "沭阳县中医院" not in terms.accounts, "notes older than REP_TERM_DAYS do not count"
+    assert "支架" in terms.products and "CT" not in terms.products, "the products of the rep's own line (心血管) only"
+    words = memo_hotwords(h.app, terms)
+    prompt = prompt_hotwords(words, MAX_PROMPT_HOTWORD_CHARS)
     assert prompt[0] == OWN_ALIAS, "the most recent account first"
     assert OWN in prompt and "孙主任" in prompt
-    lexicon_words = set(h.app.services.lexicon.hotwords())
-    first_lexicon = next(i for i, t in enumerate(prompt) if t in lexicon_words and t not in terms)
+    priority = h.app.services.lexicon.speech_priority
+    first_lexicon = prompt.index(priority[0])
     assert sum(len(t) + 1 for t in prompt[:first_lexicon]) <= REP_TERM_CHARS, "the rep's share is bounded"
-    assert {"主任", "招标", "报价"} <= set(prompt), "the lexicon's priority terms still get the rest of the prompt"
+    assert {"主任", "招标", "报价", "美敦力", "迈瑞"} <= set(prompt), "the lexicon's priority terms follow"
+    assert {*terms.accounts, *terms.products} <= set(words), "every rep term still corrects near-misses"
 
 
 async def test_no_other_reps_or_teams_accounts_reach_a_prompt(h: Harness) -> None:
     await _seed(h)
-    east = await rep_terms(h.app, "local", "zhangwei")
-    north = await rep_terms(h.app, "local", "liuyang")
+    east = (await rep_terms(h.app, "local", "zhangwei")).accounts
+    north_terms = await rep_terms(h.app, "local", "liuyang")
+    north = north_terms.accounts
     assert OTHER_TEAM not in east and "丰宁县中医院" not in east and "骆主任" not in east
     assert SAME_TEAM not in east, "not even a teammate's: only the rep's own records"
     assert OTHER_TEAM in north and "丰宁县中医院" in north and OWN not in north and OWN_ALIAS not in north
-    assert "CT" in north and "支架" not in north
-    assert await rep_terms(h.app, "local", "nobody") == []
+    assert "CT" in north_terms.products and "支架" not in north_terms.products
+    assert await rep_terms(h.app, "local", "nobody") == ([], [])
 
 
 async def test_the_voice_preprocessor_passes_the_reps_prompt(h: Harness, tmp_path: Path) -> None:

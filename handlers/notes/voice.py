@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, cast, null, select, union_all
 
@@ -28,10 +28,10 @@ from storage.people import find_person
 
 # A rep's own terms: accounts and contacts of their notes and leads of the last REP_TERM_DAYS and
 # of their open deals, most recent first, at most REP_TERM_ROWS rows. Their share of the decoder
-# prompt is REP_TERM_CHARS characters; the lexicon's priority terms fill the rest.
+# prompt is REP_TERM_CHARS characters (3–5 hospitals and people); the lexicon's priority terms follow.
 REP_TERM_DAYS = 90
 REP_TERM_ROWS = 40
-REP_TERM_CHARS = 80
+REP_TERM_CHARS = 40
 _LONGEST_TERM = 12  # a hospital's full legal name is too long to help the prompt; its aliases do
 
 
@@ -43,7 +43,7 @@ def repair_transcript(app: AppContext, text: str) -> str:
     return correct_surnames(text, people.ranked_surnames, people.titles)
 
 
-async def rep_terms(app: AppContext, platform: str, sender: str) -> list[str]:
+async def rep_terms(app: AppContext, platform: str, sender: str) -> RepTerms:
     """What this rep most likely says, most likely first: their accounts, contacts and line products.
 
     Why: whisper's prompt holds only a few dozen terms and the whole lexicon cannot fit, while
@@ -57,7 +57,7 @@ async def rep_terms(app: AppContext, platform: str, sender: str) -> list[str]:
         if person is None:
             found = await find_person(session, platform, sender)
             if found is None:
-                return []
+                return RepTerms([], [])
             person = {"id": found.id, "product_lines": list(found.product_lines or [])}
         since = app.clock.now() - timedelta(days=REP_TERM_DAYS)
         pid = person["id"]
@@ -83,24 +83,43 @@ async def rep_terms(app: AppContext, platform: str, sender: str) -> list[str]:
         terms.extend(w for w in written if w and len(w) <= _LONGEST_TERM)
         if contact:
             terms.append(contact)
-    terms.extend(app.services.lexicon.line_products(person.get("product_lines") or ()))
+    products = app.services.lexicon.line_products(person.get("product_lines") or ())
+    return RepTerms(_dedupe(terms), _dedupe(products))
+
+
+class RepTerms(NamedTuple):
+    """What one rep most likely names: ``accounts`` (their hospitals' written forms and their
+    contacts, most recent first) and ``products`` (of their product lines)."""
+
+    accounts: list[str]
+    products: list[str]
+
+
+def _dedupe(terms: Sequence[str | None]) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in terms if t and t.strip()))
 
 
-def memo_hotwords(app: AppContext, rep: Sequence[str]) -> list[str]:
-    """The hotwords of one memo: the rep's own terms (up to ``REP_TERM_CHARS``), then the lexicon's.
+def memo_hotwords(app: AppContext, rep: RepTerms) -> list[str]:
+    """The hotwords of one memo, most useful first (the decoder prompt keeps a prefix of ~165 characters).
 
-    The prompt keeps a prefix of this list, so the order is the priority; the rep's terms past
-    their share are still used to correct near-misses, after the lexicon's prompt terms.
+    The rep's accounts and contacts (up to ``REP_TERM_CHARS``), then the lexicon's speech priority
+    list (titles, funnel words, departments, the most-named brands), then the rep's products,
+    then the rest of the lexicon and of the rep's terms (still used to correct near-misses).
+    Why this order (measured on voice-gen-dev with a simulated rep of 8 accounts, the memo's own
+    among them): 80 characters of the rep's terms and products first pushed the brands at the
+    end of the priority list out of the prompt (competitors F1 0.89 → 0.33, voice → note 0.792 →
+    0.773 although account accuracy rose 0.63 → 0.89); 40 characters of accounts and contacts,
+    products after the priority list: account 0.77, competitors 0.75, voice → note 0.802.
     """
     head: list[str] = []
     used = 0
-    for term in rep:
+    for term in rep.accounts:
         if used + len(term) + 1 > REP_TERM_CHARS:
             break
         head.append(term)
         used += len(term) + 1
-    return list(dict.fromkeys([*head, *app.services.lexicon.hotwords(), *rep]))
+    lexicon = app.services.lexicon
+    return _dedupe([*head, *lexicon.speech_priority, *rep.products, *lexicon.hotwords(), *rep.accounts])
 
 
 def unsure_rows(app: AppContext, transcript: Any) -> list[list[object]]:

@@ -24,7 +24,10 @@ value's character range overlaps an uncertain span (``截止：周五？``).
 
 Term correction (:mod:`nlp.speech.correct`): near-homophones of the hotwords, and with
 ``context_correction`` every lexicon term, the lexicon's hospital names, brand homophones near
-price/competitor words, 周N heard as 中N, and surnames before titles. With ``spell_numbers``
+price/competitor words, 周N heard as 中N, and surnames before titles; with ``names_and_dates``
+also places at the head of a hospital name, the hospital-type word before 医院, date words and
+前 heard as 钱. The hotwords a memo gets start with the sender's own accounts, contacts and
+products (``handlers.notes.voice.memo_hotwords``). With ``spell_numbers``
 digits are written as spoken Chinese numerals first (:mod:`nlp.speech.numbers`).
 """
 
