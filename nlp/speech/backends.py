@@ -43,8 +43,6 @@ class DecodeOptions:
     # At most this many tokens per piece (None: up to whisper's 448 with the prompt). A repetition
     # loop runs to the limit on every try of the temperature fallback; speech needs far fewer.
     max_new_tokens: int | None = None
-    # Candidates sampled at each fallback temperature (None: beam_size, faster-whisper's best_of).
-    best_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +183,7 @@ class FasterWhisperEngine:
             language=options.language,
             task="transcribe",
             beam_size=options.beam_size,
-            best_of=max(1, options.best_of or options.beam_size),
+            best_of=max(1, options.beam_size),
             max_new_tokens=self._max_new_tokens(options),
             temperature=list(options.temperatures),
             initial_prompt=options.initial_prompt or None,

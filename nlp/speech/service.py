@@ -198,8 +198,6 @@ class SpeechConfig:
     # dev memos are under 6 characters (~9 tokens) a second; a repetition loop would otherwise run
     # to 448 tokens on each fallback temperature, with beam/best_of candidates in memory.
     max_tokens_per_second: float = 12.0
-    # Candidates sampled per fallback temperature (0 = beam size, faster-whisper's default).
-    fallback_best_of: int = 0
     # glibc malloc arenas for the whole process (limit_malloc_arenas), set when the service is
     # created; 0 = glibc's default (8 per core).
     malloc_arenas: int = 2
@@ -215,8 +213,8 @@ class SpeechConfig:
             raise ValueError("parallel_pieces must be positive; split_min_seconds, prompt_hotword_chars >= 0")
         if not self.temperatures:
             raise ValueError("temperatures must not be empty")
-        if self.max_tokens_per_second < 0 or self.fallback_best_of < 0 or self.malloc_arenas < 0:
-            raise ValueError("max_tokens_per_second, fallback_best_of and malloc_arenas must be >= 0")
+        if self.max_tokens_per_second < 0 or self.malloc_arenas < 0:
+            raise ValueError("max_tokens_per_second and malloc_arenas must be >= 0")
         if not 1.0 <= self.encoder_min_seconds <= 30.0 or self.encoder_margin_seconds < 0:
             raise ValueError("encoder_min_seconds must be within 1–30, encoder_margin_seconds >= 0")
 
@@ -355,7 +353,6 @@ class LocalSpeechToText:
             encoder_margin=self.config.encoder_margin_seconds,
             max_new_tokens=(int(seconds * self.config.max_tokens_per_second) + 24
                             if self.config.max_tokens_per_second > 0 else None),
-            best_of=self.config.fallback_best_of or None,
         )
         if getattr(engine, "reports_timings", False):
             out = list(engine.transcribe(samples, options, timings))  # type: ignore[arg-type]
