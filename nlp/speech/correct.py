@@ -278,7 +278,7 @@ def _brand_homophones(text: str, brands: Sequence[str], cues: Sequence[str],
 # and 中医院 is one fuzzy syllable from 总医院.
 # The numbered short forms (医副院 → 一附院: 一 is heard as 医 before 院 all the time).
 _HOSPITAL_WORDS: Final = ("附属", "医学院", "医科大学", "妇幼保健院",
-                          *(f"{n}附院" for n in "一二三四五六七八九"), *(f"附{n}院" for n in "一二三四五六七八九"))
+                          *(f"{n}附院" for n in "一二三"), *(f"附{n}院" for n in "一二三"))
 # What follows a place at the head of a hospital name: 省/市/县/区, or the name's next word.
 _PLACE_SUFFIX: Final = "省市县区"
 _NAME_NEXT = re.compile(r"(?:第[一二三四五六七八九十]|[一二三四五六七八九]院|[一二三四五六七八九]附院|附[属一二三]|人民|中心|"
