@@ -67,6 +67,7 @@ CONFIGS: dict[str, SpeechConfig] = {
     "default-nonames": replace(_DEFAULT, names_and_dates=False),
     "default-notokencap": replace(_DEFAULT, max_tokens_per_second=0.0),
     "default-arenas": replace(_DEFAULT, malloc_arenas=0),
+    "default-arenas1": replace(_DEFAULT, malloc_arenas=1),
     "default-beam3": replace(_DEFAULT, beam_size=3),
     "default-beam5long": replace(_DEFAULT, long_beam_size=_DEFAULT.beam_size),
     "default-beam1": replace(_DEFAULT, beam_size=1),

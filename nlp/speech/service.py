@@ -460,7 +460,11 @@ def limit_malloc_arenas(arenas: int) -> bool:
     Why: glibc gives threads their own arenas (up to 8 per core) and a freed block stays in its
     arena. The speech threads (memo workers, piece workers, CTranslate2's) each grow an arena to
     their largest decode, and the peaks add up: a memo whose decoding falls back to temperature
-    sampling took the process from 446 to 578 MB, 411 to 471 MB with two arenas (voice-gen-dev).
+    sampling took the speech-only process from 446 to 578 MB with glibc's default, 402 to 474 MB
+    with two arenas, 388 to 401 MB with one (voice-gen-dev; peak over the set 578 / 474 / 404 MB).
+    In the whole bot (voice_notes_bench, runtime + extraction + speech) one arena gained nothing
+    over two (peak 647 vs 654 MB over voice-dev + voice-gen-dev; the fallback memo varies run to
+    run by ±20 MB) and may cost wall time (~21 s memo, median 3.64 vs 3.37 s, noisy box): two.
     Process-wide, so set once when the speech service is created, before its threads exist.
     """
     libc = _libc()
