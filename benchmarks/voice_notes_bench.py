@@ -2,7 +2,8 @@
 
 Part 1 (quality, one child process per configuration so peak RSS is that configuration's
 alone): every memo of each voice set is transcribed the way the voice preprocessor does it
-(lexicon hotwords, then ``repair_transcript``), a note is extracted with the memo's own ``now``,
+(``memo_hotwords``: the lexicon's, or with ``--rep-accounts N`` a simulated rep's accounts first, see
+``simulated_rep``; then ``repair_transcript``), a note is extracted with the memo's own ``now``,
 and the transcripts/notes are scored with ``score_voice.py`` (CER) and ``score_notes.py``
 (voice → note overall). The sets default to the shared dev memos (voice-dev), the synthetic dev
 set (tests/data/voice-gen-dev) and the synthetic blind set (tests/data/voice-gen-blind).
@@ -18,7 +19,7 @@ extraction, storage + outbox + delivery) plus the process CPU seconds per memo, 
 disturbs far less than wall time. The quality part prints CPU RTF next to RTF for the same reason.
 
     python benchmarks/voice_notes_bench.py [--runs 10] [--sets A.jsonl B.jsonl] [--configs default previous]
-        [--no-quality] [--no-latency] [--out DIR]
+        [--no-quality] [--no-latency] [--out DIR] [--rep-accounts N]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -44,7 +46,7 @@ from stt_bench import CONFIGS, DEFAULT_SETS, voice_dir_for
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import accept
 from bot.runtime import Runtime
-from handlers.notes.voice import repair_transcript
+from handlers.notes.voice import RepTerms, memo_hotwords, repair_transcript
 
 AMR_MAGIC = b"#!AMR\n"
 TOOLS = ROOT.parent / "shared" / "tools"
@@ -80,21 +82,43 @@ def _last_line(cmd: list[str]) -> str:
     return out[-1] if out else "(no output)"
 
 
-async def _quality(name: str, sets: list[Path], out_dir: Path) -> dict:
+def simulated_rep(memo: dict, memos: list[dict], accounts: int, rng: random.Random) -> RepTerms:
+    """A rep whose recent records name the memo's hospital and contacts among ``accounts - 1``
+    other hospitals (with their contacts) of the same set, in a random order.
+
+    Why simulated: the voice sets carry no sales history, while the voice preprocessor puts the
+    sender's own accounts and contacts first in the prompt (``rep_terms``). A rep mostly speaks of
+    their own accounts, so the memo's own is among them; its place in the list is random, and
+    only the first ``REP_TERM_CHARS`` characters reach the prompt, so it is often not there.
+    """
+    own = memo["expect"]["account"]
+    pool = list({m["expect"]["account"]: m["expect"]["contacts"] for m in memos
+                 if m["expect"]["account"] and m["expect"]["account"] != own}.items())
+    rows = rng.sample(pool, min(max(0, accounts - (1 if own else 0)), len(pool)))
+    if own:
+        rows.append((own, memo["expect"]["contacts"]))
+    rng.shuffle(rows)
+    return RepTerms([t for account, contacts in rows for t in (account, *contacts)], [])
+
+
+async def _quality(name: str, sets: list[Path], out_dir: Path, rep_accounts: int = 0) -> dict:
     from nlp.speech import create_stt  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         async with running(_config(tmp)) as runtime:
             app = runtime.app
             app.services._stt = create_stt(CONFIGS[name])  # noqa: SLF001 - the configuration under test
-            hotwords = app.services.lexicon.hotwords()
             extractor = app.services.extractor
             result: dict = {"sets": {}}
             for voice in sets:
                 memos, folder = load_memos(voice), voice_dir_for(voice)
                 preds, transcripts = [], []
                 audio_s = stt_s = cpu_s = 0.0
+                rng = random.Random(16)  # the same simulated reps for every configuration
                 for memo in memos:
+                    # what the voice preprocessor passes: the rep's terms (none, or simulated), the lexicon's
+                    rep = simulated_rep(memo, memos, rep_accounts, rng) if rep_accounts else RepTerms([], [])
+                    hotwords = memo_hotwords(app, rep)
                     started, cpu = time.perf_counter(), time.process_time()
                     tr = await app.services.stt.transcribe((folder / memo["file"]).read_bytes(), hotwords=hotwords)
                     stt_s += time.perf_counter() - started
@@ -120,14 +144,14 @@ async def _quality(name: str, sets: list[Path], out_dir: Path) -> dict:
     return result
 
 
-def _quality_child(name: str, sets: list[Path], out_dir: Path, queue: mp.Queue) -> None:
-    queue.put(asyncio.run(_quality(name, sets, out_dir)))
+def _quality_child(name: str, sets: list[Path], out_dir: Path, rep_accounts: int, queue: mp.Queue) -> None:
+    queue.put(asyncio.run(_quality(name, sets, out_dir, rep_accounts)))
 
 
-def quality(name: str, sets: list[Path], out_dir: Path) -> dict:
+def quality(name: str, sets: list[Path], out_dir: Path, rep_accounts: int = 0) -> dict:
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
-    proc = ctx.Process(target=_quality_child, args=(name, sets, out_dir, queue))
+    proc = ctx.Process(target=_quality_child, args=(name, sets, out_dir, rep_accounts, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -292,6 +316,9 @@ def main() -> int:
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--out", default="", help="keep prediction files here")
+    parser.add_argument("--rep-accounts", type=int, default=0,
+                        help="quality with a simulated per-rep prompt: the memo's hospital among this many "
+                             "of the rep's accounts (0: no rep history, the lexicon's prompt)")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cpus", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -300,7 +327,7 @@ def main() -> int:
         rows: dict[str, dict] = {}
         if not args.no_quality:
             for name in args.configs:
-                rows[name] = quality(name, args.sets, out_dir)
+                rows[name] = quality(name, args.sets, out_dir, args.rep_accounts)
                 print(f"{name}: quality measured (peak RSS {rows[name]['peak_rss_mb']:.0f} MB)", flush=True)
         lat: dict[str, list[float]] = {}
         timelines: dict[str, list[_Timeline]] = {}
@@ -312,6 +339,8 @@ def main() -> int:
             long_memo.write_bytes(join_amr(files))
             lat, timelines = asyncio.run(latency(args.configs, long_memo, args.runs))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.rep_accounts and rows:
+        print(f"quality prompts: a simulated rep with {args.rep_accounts} accounts per memo (simulated_rep)")
     print_breakdown(args.configs, timelines)
     for name in args.configs:
         print(f"== {name}: {CONFIGS[name]}")

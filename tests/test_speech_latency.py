@@ -74,10 +74,12 @@ class _TimedEngine:
 
     def __init__(self) -> None:
         self.windows: list[int] = []
+        self.token_limits: list[int | None] = []
 
     def transcribe(self, samples: np.ndarray, options: DecodeOptions,
                    timings: dict[str, float] | None = None) -> list[RawSegment]:
         self.windows.append(encoder_window_frames(len(samples), options))
+        self.token_limits.append(options.max_new_tokens)
         if timings is not None:
             timings.update(encode=0.01, generate=0.02, align=0.003)
         return [RawSegment("设备科说中标了。", (("设备科", 0.9), ("说", 0.8), ("中标", 0.9), ("了", 0.9), ("。", 0.9)))]
@@ -161,3 +163,53 @@ def test_real_model_encodes_the_short_window_and_reports_every_stage(model_cache
     names = _names(tr.stages)
     assert {"piece1.encode", "piece1.generate", "piece1.align"} <= set(names)
     assert tr.spans  # word probabilities still come with the shorter window
+
+
+def test_output_tokens_are_bounded_by_the_piece_length() -> None:
+    """A repetition loop stops near what speech of that length could say, not at 448 tokens."""
+    pytest.importorskip("av")
+    from nlp.speech.testing import amr_nb, tone  # noqa: PLC0415
+
+    audio = np.concatenate([tone(6.0, rate=8000), np.zeros(4000, np.float32), tone(6.0, rate=8000, freq=300)])
+    for per_second, expected in ((12.0, range(80, 110)), (0.0, None)):
+        engine = _TimedEngine()
+        stt = _service(engine, split_min_seconds=10.0, parallel_pieces=2, max_tokens_per_second=per_second)
+        try:
+            stt.transcribe_sync(amr_nb(audio))
+        finally:
+            stt.close()
+        assert len(engine.token_limits) == 2
+        for limit in engine.token_limits:  # ~6 s pieces: 6 × 12 + 24
+            assert (limit is None) if expected is None else (limit in expected), engine.token_limits
+
+
+def test_malloc_arenas_can_be_capped_on_glibc() -> None:
+    from nlp.speech.service import _libc, limit_malloc_arenas  # noqa: PLC0415
+
+    assert limit_malloc_arenas(0) is False  # 0 = leave glibc's default
+    if not _libc():
+        pytest.skip("not glibc")
+    assert limit_malloc_arenas(8) is True
+
+
+@pytest.mark.slow
+def test_real_model_keeps_a_token_limit_within_the_prompt_room(model_cache: Path) -> None:
+    """faster-whisper refuses a limit that does not fit beside the prompt: the engine clamps it."""
+    pytest.importorskip("av")
+    from nlp.lexicon import load_lexicon  # noqa: PLC0415
+    from nlp.speech import create_stt  # noqa: PLC0415
+    from nlp.speech.text import DEFAULT_PROMPT, prompt_hotwords  # noqa: PLC0415
+
+    memo = json.loads((FIXTURES / "voice.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    stt = create_stt(SpeechConfig(beam_size=1, cache_dir=model_cache, max_tokens_per_second=1000.0))
+    try:
+        engine = stt.engine()
+        hotwords = prompt_hotwords(load_lexicon().hotwords(), 165)
+        options = DecodeOptions(language="zh", beam_size=1, temperatures=(0.0,), initial_prompt=DEFAULT_PROMPT,
+                                hotwords=hotwords, max_new_tokens=10_000)
+        limit = engine._max_new_tokens(options)  # type: ignore[attr-defined]  # noqa: SLF001
+        assert limit is not None and 100 < limit < 448
+        tr = stt.transcribe_sync(FIXTURES / memo["file"], list(hotwords))  # a huge wanted limit does not raise
+    finally:
+        stt.close()
+    assert tr.text

@@ -218,9 +218,11 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         department_guards[ending] = d.str_list(guards_raw, ending, f"guards.{ending}")
 
     p = src["products.toml"]
-    p.only(p.data, {"terms", "modifiers"}, "")
+    p.only(p.data, {"terms", "modifiers", "lines"}, "")
     product_terms = p.str_list(p.data, "terms", "terms")
     product_modifiers = p.str_list(p.data, "modifiers", "modifiers", ())
+    lines_raw = p.table(p.data, "lines", "lines", {})
+    product_lines = {line: p.str_list(lines_raw, line, f"lines.{line}") for line in lines_raw}
 
     a = src["actions.toml"]
     action_keys = ("verbs", "verb_patterns", "not_verbs", "strong_past_markers", "continuations", "past_markers",
@@ -247,6 +249,7 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         if stage != "default" and stage not in order:
             raise r.fail(f"required.{stage}", f"unknown stage (expected one of: default, {', '.join(order)})")
 
+    places, place_readings = _places(src["places.toml"])
     return Lexicon(
         stage_order=order, stages=stages, concerns=concerns, cues=cues, brands=brands, own_brands=own,
         departments=departments, department_patterns=department_patterns,
@@ -257,7 +260,18 @@ def load_lexicon(extra_dir: str | Path | None = None) -> Lexicon:
         questions=questions, actions=actions, language=language,
         sources=tuple(s.extra_display or s.display for s in src.values()),
         speech_priority=_speech_priority(src["speech.toml"]),
+        product_lines=MappingProxyType(product_lines),
+        places=places,
+        place_readings=place_readings,
     )
+
+
+def _places(src: Source) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    src.only(src.data, {"provinces", "cities", "readings"}, "")
+    names = [*src.str_list(src.data, "provinces", "provinces", ()), *src.str_list(src.data, "cities", "cities", ())]
+    raw = src.table(src.data, "readings", "readings", {})
+    readings = {name: src.string(raw, name, f"readings.{name}") for name in raw}
+    return tuple(dict.fromkeys(names)), MappingProxyType(readings)
 
 
 def _speech_priority(src: Source) -> tuple[str, ...]:

@@ -125,6 +125,11 @@ class Lexicon:
     language: LanguageWords
     sources: tuple[str, ...] = field(default=())
     speech_priority: tuple[str, ...] = field(default=())
+    # product line (as on a person: "心血管") → the products reps of that line name most
+    product_lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # provinces and cities without 省/市 (places.toml): speech correction of hospital names
+    places: tuple[str, ...] = field(default=())
+    place_readings: Mapping[str, str] = field(default_factory=dict)  # "长治" → "chang2 zhi4"
 
     def canonical_brand(self, name: str) -> str:
         """Any surface form of a brand ("Medtronic", "波科", "GE医疗") → the display name the card shows
@@ -156,6 +161,10 @@ class Lexicon:
             words.extend(brand.forms)
         words.extend(self.product_terms)
         return _dedupe(w for w in words if len(w) > 1 or not is_cjk(w))
+
+    def line_products(self, lines: Any) -> list[str]:
+        """The products of these product lines, in the lines' order (unknown lines name nothing)."""
+        return _dedupe(term for line in lines for term in self.product_lines.get(str(line).strip(), ()))
 
     def terms(self) -> list[str]:
         """All surface terms of the lexicon, e.g. for correcting speech transcripts."""

@@ -17,7 +17,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 FILES = (
     "stages.toml", "concerns.toml", "cues.toml", "competitors.toml", "departments.toml", "titles.toml",
     "hospitals.toml", "products.toml", "holidays.toml", "required.toml", "actions.toml", "language.toml",
-    "speech.toml",
+    "speech.toml", "places.toml",
 )
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from nlp.speech.convert import alignment_heads_from_config
 
 _WINDOW_SAMPLES = 30 * 16_000  # whisper's input window
+_MAX_LENGTH = 448  # whisper's text context: prompt and output tokens together
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class DecodeOptions:
     # encoder_min, at most whisper's 30 s. 30/any = the classic full window.
     encoder_min: float = 30.0
     encoder_margin: float = 5.0
+    # At most this many tokens per piece (None: up to whisper's 448 with the prompt). A repetition
+    # loop runs to the limit on every try of the temperature fallback; speech needs far fewer.
+    max_new_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,22 @@ class FasterWhisperEngine:
         finally:
             call.window = call.timings = None
 
+    def _max_new_tokens(self, options: DecodeOptions) -> int | None:
+        """``options.max_new_tokens`` within what the prompt leaves of whisper's 448 tokens.
+
+        faster-whisper refuses (ValueError) a limit that does not fit beside the prompt; when the
+        wanted limit does not fit, the room left is the same limit whisper would apply anyway.
+        """
+        if options.max_new_tokens is None:
+            return None
+        tokenizer = self._model.hf_tokenizer
+        hotwords = "、".join(options.hotwords)
+        used = 1 + (min(len(tokenizer.encode(" " + hotwords).ids), _MAX_LENGTH // 2 - 1) if hotwords else 0)
+        if options.initial_prompt:
+            used += min(len(tokenizer.encode(" " + options.initial_prompt.strip()).ids), _MAX_LENGTH // 2 - 1)
+        used += 4  # start of transcript, language, task, no timestamps
+        return max(1, min(options.max_new_tokens, _MAX_LENGTH - used))
+
     def _transcribe(self, samples: np.ndarray, options: DecodeOptions,
                     timings: dict[str, float] | None) -> list[RawSegment]:
         started = time.perf_counter()
@@ -164,6 +184,7 @@ class FasterWhisperEngine:
             task="transcribe",
             beam_size=options.beam_size,
             best_of=max(1, options.beam_size),
+            max_new_tokens=self._max_new_tokens(options),
             temperature=list(options.temperatures),
             initial_prompt=options.initial_prompt or None,
             hotwords="、".join(options.hotwords) or None,

@@ -20,7 +20,9 @@ with :func:`importlib.util.find_spec` so neither package is imported.
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -109,3 +111,36 @@ def load_tables() -> None:
     """Read both tables now (~0.1 s), at model load, instead of during a rep's first memo."""
     _readings_table()
     _common_word_set()
+
+
+def word_readings(words: Sequence[str], known: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+    """One TONE3 reading per character of each word, as the word is read: 长沙 ``chang2 sha1``.
+
+    Why: a character's most common reading is wrong inside many names (长 zhang3, 重 zhong4, 六 liu4
+    in 长沙, 重庆, 六安), and matching a name by every reading of its characters lets rare ones
+    match ordinary speech (邢 geng3 heard in 跟台). ``known`` (word → "chang2 zhi4") wins, then
+    pypinyin's phrase table (read here and dropped: it is only needed once, when terms are built),
+    then each character's most common reading.
+    """
+    wanted = set(words)
+    table = _package_file("pypinyin", "phrases_dict.json").read_text(encoding="utf-8")
+    phrases: dict[str, list[list[str]]] = {}
+    # only the entries asked for are parsed (the whole table as objects would be ~50 MB at peak)
+    decoder = json.JSONDecoder()
+    for match in _PHRASE_KEY.finditer(table):
+        if match.group(1) in wanted:
+            phrases[match.group(1)] = decoder.raw_decode(table, match.end())[0]
+    out: dict[str, tuple[str, ...]] = {}
+    for word in words:
+        given = (known or {}).get(word)
+        if given and len(given.split()) == len(word):
+            out[word] = tuple(given.split())
+        elif word in phrases and len(phrases[word]) == len(word) and all(phrases[word]):
+            out[word] = tuple(tone3(options[0]) for options in phrases[word])
+        else:
+            out[word] = pinyin(word)
+    return out
+
+
+# the key of one entry of pypinyin's phrases_dict.json: "长沙": [["cháng"], ["shā"]] (over several lines)
+_PHRASE_KEY = re.compile(r'^"([^"]+)":\s*', re.MULTILINE)

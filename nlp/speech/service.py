@@ -24,7 +24,10 @@ value's character range overlaps an uncertain span (``截止：周五？``).
 
 Term correction (:mod:`nlp.speech.correct`): near-homophones of the hotwords, and with
 ``context_correction`` every lexicon term, the lexicon's hospital names, brand homophones near
-price/competitor words, 周N heard as 中N, and surnames before titles. With ``spell_numbers``
+price/competitor words, 周N heard as 中N, and surnames before titles; with ``names_and_dates``
+also places at the head of a hospital name, the hospital-type word before 医院, date words and
+前 heard as 钱. The hotwords a memo gets start with the sender's own accounts, contacts and
+products (``handlers.notes.voice.memo_hotwords``). With ``spell_numbers``
 digits are written as spoken Chinese numerals first (:mod:`nlp.speech.numbers`).
 """
 
@@ -176,6 +179,10 @@ class SpeechConfig:
     # near price/competitor words, surnames before titles); lexicon_dir as [nlp] lexicon_dir.
     context_correction: bool = True
     lexicon_dir: str | Path | None = None
+    # With context correction: places at the head of a hospital name (临疑市 → 临沂市), the
+    # hospital-type word before 医院 (第二眼迷医院 → 第二人民医院), date words from homophones
+    # (原蛋 → 元旦) and 前 heard as 钱 after a day; every edit is an unsure span.
+    names_and_dates: bool = True
     # Collapse decoder repetition loops and cut copied pieces of the prompt out of a segment.
     repair_loops: bool = True
     # Give freed heap back to the OS after each memo (glibc malloc_trim; ~20 ms). Without it the
@@ -187,6 +194,13 @@ class SpeechConfig:
     # of silence, at least encoder_min_seconds; 30 = whisper's full window (the previous behaviour).
     encoder_min_seconds: float = 15.0
     encoder_margin_seconds: float = 5.0
+    # Output tokens allowed per second of a piece (plus 24); 0 = up to whisper's limit. The fastest
+    # dev memos are under 6 characters (~9 tokens) a second; a repetition loop would otherwise run
+    # to 448 tokens on each fallback temperature, with beam/best_of candidates in memory.
+    max_tokens_per_second: float = 12.0
+    # glibc malloc arenas for the whole process (limit_malloc_arenas), set when the service is
+    # created; 0 = glibc's default (8 per core).
+    malloc_arenas: int = 2
 
     def __post_init__(self) -> None:
         if self.backend not in ("faster-whisper", "openai-whisper"):
@@ -199,6 +213,8 @@ class SpeechConfig:
             raise ValueError("parallel_pieces must be positive; split_min_seconds, prompt_hotword_chars >= 0")
         if not self.temperatures:
             raise ValueError("temperatures must not be empty")
+        if self.max_tokens_per_second < 0 or self.malloc_arenas < 0:
+            raise ValueError("max_tokens_per_second and malloc_arenas must be >= 0")
         if not 1.0 <= self.encoder_min_seconds <= 30.0 or self.encoder_margin_seconds < 0:
             raise ValueError("encoder_min_seconds must be within 1–30, encoder_margin_seconds >= 0")
 
@@ -214,6 +230,8 @@ class LocalSpeechToText:
     def __init__(self, config: SpeechConfig) -> None:
         self.config = config
         self.backend = config.backend
+        if config.malloc_arenas:
+            limit_malloc_arenas(config.malloc_arenas)
         self._engine: Engine | None = None
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="genjin-stt")
@@ -266,7 +284,8 @@ class LocalSpeechToText:
                 if not self._context_loaded:
                     from nlp.lexicon import load_lexicon  # noqa: PLC0415
 
-                    self._context = context_terms(load_lexicon(self.config.lexicon_dir or None))
+                    self._context = context_terms(load_lexicon(self.config.lexicon_dir or None),
+                                                  names_and_dates=self.config.names_and_dates)
                     self._context_loaded = True
         return self._context if self.config.context_correction else None
 
@@ -332,6 +351,8 @@ class LocalSpeechToText:
             word_probabilities=self.config.word_probabilities,
             encoder_min=self.config.encoder_min_seconds,
             encoder_margin=self.config.encoder_margin_seconds,
+            max_new_tokens=(int(seconds * self.config.max_tokens_per_second) + 24
+                            if self.config.max_tokens_per_second > 0 else None),
         )
         if getattr(engine, "reports_timings", False):
             out = list(engine.transcribe(samples, options, timings))  # type: ignore[arg-type]
@@ -408,8 +429,8 @@ def _piece_stages(timings: Sequence[dict[str, float]]) -> list[tuple[str, float]
     return out
 
 
-def _trim_heap() -> None:
-    """glibc only: return free heap pages to the OS (a no-op elsewhere)."""
+def _libc() -> object:
+    """glibc, loaded once (False elsewhere: musl, macOS)."""
     global _LIBC  # noqa: PLW0603
     if _LIBC is None:
         import ctypes  # noqa: PLC0415
@@ -417,11 +438,37 @@ def _trim_heap() -> None:
 
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _LIBC = libc if hasattr(libc, "malloc_trim") else False
+            _LIBC = libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else False
         except OSError:
             _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    return _LIBC
+
+
+def _trim_heap() -> None:
+    """glibc only: return free heap pages to the OS (a no-op elsewhere)."""
+    libc = _libc()
+    if libc:
+        libc.malloc_trim(0)  # type: ignore[attr-defined]
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for the process (mallopt M_ARENA_MAX); False when not possible.
+
+    Why: glibc gives threads their own arenas (up to 8 per core) and a freed block stays in its
+    arena. The speech threads (memo workers, piece workers, CTranslate2's) each grow an arena to
+    their largest decode, and the peaks add up: a memo whose decoding falls back to temperature
+    sampling took the speech-only process from 446 to 578 MB with glibc's default, 402 to 474 MB
+    with two arenas, 388 to 401 MB with one (voice-gen-dev; peak over the set 578 / 474 / 404 MB).
+    In the whole bot (voice_notes_bench, runtime + extraction + speech) one arena gained nothing
+    over two (peak 647 vs 654 MB over voice-dev + voice-gen-dev; the fallback memo varies run to
+    run by ±20 MB) and may cost wall time (~21 s memo, median 3.64 vs 3.37 s, noisy box): two.
+    Process-wide, so set once when the speech service is created, before its threads exist.
+    """
+    libc = _libc()
+    return bool(arenas > 0 and libc and libc.mallopt(_M_ARENA_MAX, arenas) == 1)  # type: ignore[attr-defined]
 
 
 _LIBC: object = None
