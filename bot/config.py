@@ -102,6 +102,9 @@ class SpeechSection(_Section):
     spell_numbers: bool = Field(True, description="write numbers as spoken Chinese numerals (120万 → 一百二十万); the extractor reads both")
     encoder_min_seconds: float = Field(15.0, ge=1, le=30, description="shortest encoder window per piece (30 = whisper's full window: slower, marginally more accurate)")
     encoder_margin_seconds: float = Field(5.0, ge=0, le=30, description="silence after a piece's audio inside its encoder window")
+    names_and_dates: bool = Field(True, description="with context_correction: places, the hospital-type word and date words repaired from homophones (each edit asked as unsure)")
+    max_tokens_per_second: float = Field(12.0, ge=0, description="output tokens allowed per second of a piece (plus 24); 0 = whisper's own limit")
+    malloc_arenas: int = Field(2, ge=0, le=64, description="glibc malloc arenas for the process, set when the speech service starts; 0 = glibc's default")
     unsure_below: float = Field(0.5, ge=0, le=1, description="a voice-memo field heard with a word probability below this (or term-corrected) is shown as unsure and asked, never stored as fact until confirmed")
 
 

@@ -48,6 +48,9 @@ def speech_config(section: SpeechSection, lexicon_dir: str = "") -> SpeechConfig
         spell_numbers=section.spell_numbers,
         encoder_min_seconds=section.encoder_min_seconds,
         encoder_margin_seconds=section.encoder_margin_seconds,
+        names_and_dates=section.names_and_dates,
+        max_tokens_per_second=section.max_tokens_per_second,
+        malloc_arenas=section.malloc_arenas,
         lexicon_dir=lexicon_dir or None,
     )
 
