@@ -24,7 +24,7 @@ from bot.channels.dingtalk_client import WebhookRejected
 from bot.config import ConfigError
 from bot.context import AppContext
 from bot.messages import Outbound, Reply
-from bot.pipeline.outbox import enqueue
+from bot.pipeline.outbox import enqueue, row_values
 from bot.runtime import Runtime
 from cards.model import Button, Card, CardField
 from storage.models import OutboxRow
@@ -108,7 +108,7 @@ async def test_robot_throttling_backs_off_and_delivers_once(emu: DingTalkEmulato
     card = Card(title="本周团队跟进", fields=(CardField("新增记录", "12"),), buttons=(Button("查看", command="#周报"),))
     async with app.sessions() as session:
         async with session.begin():
-            row = enqueue(session, platform="dingtalk_robot", recipient="default", reply=Reply(card=card), now=app.clock.now())
+            row = enqueue(session, row_values(platform="dingtalk_robot", recipient="default", reply=Reply(card=card), now=app.clock.now()))
     app.outbox_wakeup.set()
     await emu.wait_for(lambda: bool(emu.accepted(ROBOT)), timeout=10)
     calls = emu.calls(ROBOT)

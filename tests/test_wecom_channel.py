@@ -24,7 +24,7 @@ from bot.channels.base import MediaError, PermanentFailure, TemporaryFailure
 from bot.channels.wecom import WeComChannel
 from bot.config import ConfigError
 from bot.messages import Outbound, Reply
-from bot.pipeline.outbox import enqueue
+from bot.pipeline.outbox import enqueue, row_values
 from bot.runtime import Runtime
 from cards.model import Button, Card, CardField
 from storage.models import InboxRow, OutboxRow
@@ -143,7 +143,7 @@ async def push(rig: Rig, reply: Reply, *, recipient: str = "ZhangWei", platform:
     app = rig.runtime.app
     async with app.sessions() as session:
         async with session.begin():
-            enqueue(session, platform=platform, recipient=recipient, reply=reply, now=app.clock.now())
+            enqueue(session, row_values(platform=platform, recipient=recipient, reply=reply, now=app.clock.now()))
     app.outbox_wakeup.set()
 
 
