@@ -7,7 +7,10 @@ WeCom does, with wechatpy's own crypto.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
+import os
 import re
 import secrets
 import socket
@@ -71,16 +74,30 @@ class Sender:
     wecom_userid: str
     texts: tuple[str, ...]
 
+    def id_on(self, platform: str) -> str:
+        """The id a channel of ``platform`` gives as the message's sender (WeCom's userid; the key elsewhere)."""
+        return self.wecom_userid if platform == "wecom" else self.key
 
-def message(senders: list[Sender], i: int) -> tuple[str, str]:
-    """Who sends the ``i``-th message of a run and what: the senders take turns, each going through their texts.
+
+def message(senders: list[Sender], i: int, platform: str = "local") -> tuple[str, str]:
+    """Who sends the ``i``-th message of a run (the id they write from on ``platform``) and what: the senders take
+    turns, each going through their texts.
 
     With the demo senders the text is the ``i``-th of four, as every earlier run had it.
     """
     sender = senders[i % len(senders)]
     demo = len(senders) == len(DEMO_REPS) and all(s.key == key for s, key in zip(senders, DEMO_REPS))
     turn = i if demo else i // len(senders)
-    return sender.key, sender.texts[turn % len(sender.texts)]
+    return sender.id_on(platform), sender.texts[turn % len(sender.texts)]
+
+
+def senders_to_json(senders: list[Sender]) -> str:
+    """One line, so a client process can read the senders from its stdin before anything else."""
+    return json.dumps([[s.key, s.wecom_userid, list(s.texts)] for s in senders], ensure_ascii=False)
+
+
+def senders_from_json(line: str) -> list[Sender]:
+    return [Sender(key, wecom_userid, tuple(texts)) for key, wecom_userid, texts in json.loads(line)]
 
 
 def team_spec(reps: int) -> tuple[OrgSpec, dict[str, str]]:
@@ -112,14 +129,16 @@ def hospitals(city: str) -> list[str]:
 async def seed_senders(session: AsyncSession, reps: int, lexicon: Any) -> list[Sender]:
     """The reps a benchmark's messages are spread over, seeded through the product's own org import and accounts.
 
-    ``reps == 6`` is the demo org's six reps and texts (the setup every earlier figure used).
-    Otherwise a morning standup of a larger team (:func:`team_spec`): the reps are imported
-    like an org file, and the hospitals of each team's city exist already as accounts (created
-    with the notes feature's own ``resolve_account``), so the run measures the steady state,
-    not the first mention of every hospital. Runs inside the caller's transaction.
+    ``reps == 6`` is the demo org's six reps (with their WeCom ids) and texts (the setup every
+    earlier local-platform figure used; the WeCom benchmarks sent as four of them). Otherwise a
+    morning standup of a larger team (:func:`team_spec`): the reps are imported like an org file,
+    and the hospitals of each team's city exist already as accounts (created with the notes
+    feature's own ``resolve_account``), so the run measures the steady state, not the first
+    mention of every hospital. Runs inside the caller's transaction.
     """
     if reps == len(DEMO_REPS):
-        return [Sender(key, "", tuple(DEMO_TEXTS)) for key in DEMO_REPS]
+        wecom_ids = {p.key: p.wecom_userid for p in parse_org_file(DEMO_ORG).people}
+        return [Sender(key, wecom_ids[key], tuple(DEMO_TEXTS)) for key in DEMO_REPS]
     from handlers.accounts.service import resolve_account
 
     spec, city_of = team_spec(reps)
@@ -157,6 +176,20 @@ def bench_config(db_url: str, **sections: dict[str, Any]) -> Config:
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return parse_config(data, "benchmark", env={})
+
+
+def wecom_bench_config(db_url: str, wecom: StandInWeCom, workers: int) -> Config:
+    """:func:`bench_config` with WeCom the only platform: its API is the stand-in, callbacks are signed with the
+    stand-in's token and key, and no per-member send limit gets in the way of a burst."""
+    return bench_config(
+        db_url,
+        pipeline={"workers": workers, "outbox_workers": 1 if workers else 0, "poll_interval": 0.05},
+        local={"enabled": False},
+        wecom={
+            "enabled": True, "corp_id": wecom.corp_id, "agent_id": wecom.agent_id, "secret": wecom.secret,
+            "token": wecom.token, "encoding_aes_key": wecom.aes_key, "api_base": wecom.base_url, "per_member_per_minute": 100_000,
+        },
+    )
 
 
 @asynccontextmanager
@@ -214,8 +247,10 @@ class StandInWeCom:
     corp_id = "wwbench0000000001"
     agent_id = "1000002"
     secret = "bench-secret"
+    token = "BenchToken"  # the callback token
 
     def __init__(self) -> None:
+        self.aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")  # the callbacks' EncodingAESKey
         self.sends = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""

@@ -6,7 +6,8 @@ delivered by the outbox to the local channel. ``--platform wecom``: encrypted, s
 callbacks are posted by a separate client process to the WeCom callback URL, and the
 replies go through the real ``WeComChannel`` (rendering, token, ``message/send``) to a
 stand-in WeCom API over loopback, so send time is included. The clock stops when the
-last reply is delivered.
+last reply is delivered. Either way the messages come from ``--reps`` reps taking turns
+(``harness.message``); ``--reps 6`` is the demo org's reps.
 
 The ceiling: in the same run, against the same database, plain INSERTs of the shape a
 message's processing writes (as many rows per message, into a scratch table, with the
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import os
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,9 @@ from typing import Any
 import aiohttp
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, func, select
 
-from harness import DEMO_REPS, DEMO_TEXTS, Sender, StandInWeCom, bench_config, fresh_postgres, message, running, seed  # noqa: I001 - benchmarks/ is on sys.path
+from harness import (  # noqa: I001 - benchmarks/ is on sys.path
+    DEMO_REPS, DEMO_TEXTS, Sender, StandInWeCom, bench_config, fresh_postgres, message, running, seed, wecom_bench_config,
+)
 from wecom_callback_bench import start_client
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import accept
@@ -43,7 +44,6 @@ from storage.db import create_engine, read_session, session_factory
 from storage.models import Base, InboxRow, OutboxRow
 
 REPS = DEMO_REPS
-WECOM_USERS = ["ZhangWei", "LiNa", "ChenJing", "LiuYang"]  # wecom_callback_bench's senders (demo org members)
 TEXTS = DEMO_TEXTS
 
 
@@ -115,23 +115,15 @@ async def _measure(runtime, n: int, via_http: bool, senders: list[Sender]) -> di
     }
 
 
-async def run_wecom(db_url: str, n: int, workers: int, concurrency: int) -> dict[str, Any]:
+async def run_wecom(db_url: str, n: int, workers: int, concurrency: int, reps: int) -> dict[str, Any]:
     """The pipeline with WeCom as the platform: callbacks from a client process, replies to the stand-in API."""
-    token = "BenchToken"
-    aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
     async with StandInWeCom() as wecom:
-        config = bench_config(
-            db_url,
-            pipeline={"workers": workers, "outbox_workers": 1, "poll_interval": 0.05},
-            local={"enabled": False},
-            wecom={
-                "enabled": True, "corp_id": wecom.corp_id, "agent_id": wecom.agent_id, "secret": wecom.secret,
-                "token": token, "encoding_aes_key": aes_key, "api_base": wecom.base_url, "per_member_per_minute": 100_000,
-            },
-        )
+        config = wecom_bench_config(db_url, wecom, workers)
         async with running(config, http=True) as runtime:
+            senders = await seed(runtime, reps)
+            await warm_senders(runtime, senders, "wecom")
             url = f"http://127.0.0.1:{runtime.port}{config.wecom.callback_path}"
-            client = await start_client([url, token, aes_key, wecom.corp_id, wecom.agent_id, str(n), str(concurrency)])
+            client = await start_client(url, wecom, n, concurrency, senders)
             assert client.stdin is not None and client.stdout is not None
             await _drained(runtime)  # the client's warm-up callbacks (and the extractor load) are not counted
             rows_before = await table_counts(runtime)
@@ -147,6 +139,7 @@ async def run_wecom(db_url: str, n: int, workers: int, concurrency: int) -> dict
             await _drained(runtime)
             elapsed = time.perf_counter() - start
             return {
+                "senders": len(senders),
                 "messages": n,
                 "wecom_api_sends": wecom.sends - sends_before,
                 "ingest_per_s": n / ingest,
@@ -156,16 +149,18 @@ async def run_wecom(db_url: str, n: int, workers: int, concurrency: int) -> dict
             }
 
 
-async def warm_senders(runtime: Runtime, senders: list[Sender]) -> None:
-    """A generated team's reps have each written before (as on any morning): one "收到" each, processed before the clock starts.
+async def warm_senders(runtime: Runtime, senders: list[Sender], platform: str = "local") -> None:
+    """A generated team's reps have each written before (as on any morning): one "收到" each on ``platform``, processed
+    before the clock starts.
 
     The demo senders are left as every earlier run had them (only the extractor warm-up).
     """
     if [s.key for s in senders] == DEMO_REPS:
         return
     for sender in senders:
-        await accept(runtime.app, Inbound(platform="local", message_id=f"warm-{sender.key}", sender=sender.key, kind=Kind.TEXT,
-                                          conversation=sender.key, text="收到"))
+        user = sender.id_on(platform)
+        await accept(runtime.app, Inbound(platform=platform, message_id=f"warm-{user}", sender=user, kind=Kind.TEXT,
+                                          conversation=user, text="收到"))
     await _drained(runtime)
 
 
@@ -237,7 +232,7 @@ async def _bench(args: argparse.Namespace, db: str) -> tuple[dict[str, Any], int
 
 async def _bench_on(args: argparse.Namespace, db: str) -> tuple[dict[str, Any], int, dict[str, float], float]:
     if args.platform == "wecom":
-        result = await run_wecom(db, args.n, args.workers, args.concurrency)
+        result = await run_wecom(db, args.n, args.workers, args.concurrency, args.reps)
     else:
         result = await run(db, args.n, args.workers, args.http, args.reps)
     shape: dict[str, float] = result.pop("rows_per_message")
@@ -252,7 +247,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--http", action="store_true", help="local platform: send through POST /local/messages")
     parser.add_argument("--reps", type=int, default=200,
-                        help="local platform: reps the messages are spread over (6 = the demo org's, as before)")
+                        help="reps the messages are spread over (6 = the demo org's, as before)")
     parser.add_argument("--platform", choices=("local", "wecom"), default="local")
     parser.add_argument("--concurrency", type=int, default=32, help="--platform wecom: callbacks in flight at once")
     args = parser.parse_args()
@@ -260,7 +255,7 @@ def main() -> int:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
         result, rows, shape, raw = asyncio.run(_bench(args, db))
     if args.platform == "wecom":
-        how = f"WeCom callbacks from a client process (concurrency {args.concurrency}), replies to a stand-in WeCom API"
+        how = f"WeCom callbacks from a client process (concurrency {args.concurrency}), replies to a stand-in WeCom API, {args.reps} reps"
     else:
         how = f"{'HTTP' if args.http else 'in-process'} ingest, local delivery, {args.reps} reps"
     backend = db.split(":", 1)[0]

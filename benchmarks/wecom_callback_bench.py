@@ -7,10 +7,14 @@ posted over loopback with bounded concurrency by a *separate process* (``--clien
 the client's own work never stalls the server's event loop and shows up as server
 latency. On a shared box the latency also shows CPU the server did not get: the server's
 CPU time per callback during the burst is printed as the figure that does not depend on
-the neighbours. Before the burst a backlog of notes is stored, so the inbox workers are busy
+the neighbours. Before the burst a backlog of messages is stored, so the inbox workers are busy
 with handler work for the whole burst; the replies go to a stand-in WeCom API. The
 server also samples its own event loop: the longest stall is printed next to the tail,
 because a stall is a delay every callback in flight pays.
+
+The callbacks (and the backlog) come from ``--reps`` reps taking turns (``harness.message``):
+a batch holds one message per sender, so the demo org's six reps (``--reps 6``; runs before
+``--reps`` existed used four of them) keep batches small; the default is a 200-rep team.
 
     python benchmarks/wecom_callback_bench.py                      # SQLite in a temp dir
     python benchmarks/wecom_callback_bench.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -33,19 +36,14 @@ import uuid
 import aiohttp
 from sqlalchemy import func, select
 
-from harness import CallbackSigner, StandInWeCom, bench_config, fresh_postgres, percentile, running  # noqa: I001 - benchmarks/ is on sys.path
+from harness import (  # noqa: I001 - benchmarks/ is on sys.path
+    CallbackSigner, Sender, StandInWeCom, fresh_postgres, message, percentile, running, seed, senders_from_json, senders_to_json,
+    wecom_bench_config,
+)
 from bot.messages import Inbound, Kind
 from bot.pipeline.inbox import store
 from bot.runtime import Runtime
 from storage.models import InboxRow
-
-USERS = ["ZhangWei", "LiNa", "ChenJing", "LiuYang"]
-TEXTS = [
-    "今天拜访了华山医院设备科张科长，下周三前把报价单发给他",
-    "王主任说下个月招标，重点推二代导管，价格可以谈",
-    "瑞金医院的合同已经盖章了，总金额一百二十万，下周安排装机",
-    "收到",
-]
 
 
 async def _counts(runtime: Runtime) -> tuple[int, int]:
@@ -79,21 +77,27 @@ class LoopLag:
             self._task.cancel()
 
 
-async def _backlog(runtime: Runtime, count: int) -> None:
-    """Notes already stored when the burst starts, so the workers are busy handling them meanwhile."""
-    messages = [
-        Inbound(platform="wecom", message_id=f"backlog-{uuid.uuid4().hex}", sender=USERS[i % len(USERS)],
-                kind=Kind.TEXT, text=f"{TEXTS[i % 3]}（积压{i}）")
-        for i in range(count)
-    ]
+async def _backlog(runtime: Runtime, count: int, senders: list[Sender]) -> None:
+    """Messages already stored when the burst starts, so the workers are busy handling them meanwhile.
+
+    The same senders and texts as the burst (:func:`harness.message`), as the channel would have stored them.
+    """
+    messages = []
+    for i in range(count):
+        user, text = message(senders, i, "wecom")
+        messages.append(Inbound(platform="wecom", message_id=f"backlog-{uuid.uuid4().hex}", sender=user, conversation=user,
+                                kind=Kind.TEXT, text=f"{text}（积压{i}）"))
     for start in range(0, count, 200):
         await store(runtime.app, messages[start : start + 200])
 
 
-async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str, n: int, concurrency: int) -> None:
+async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str, n: int, concurrency: int, senders: list[Sender]) -> None:
     """The platform's side, run in its own process: sign everything, warm up, then post the burst."""
     signer = CallbackSigner(token, aes_key, corp_id, agent_id)
-    callbacks = [signer.text(USERS[i % len(USERS)], f"{TEXTS[i % len(TEXTS)]}（{i}）") for i in range(n)]
+    callbacks = []
+    for i in range(n):
+        user, text = message(senders, i, "wecom")
+        callbacks.append(signer.text(user, f"{text}（{i}）"))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
 
@@ -103,7 +107,7 @@ async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str
                 return resp.status
 
         # warm-up: the connection pool and first-request costs
-        await asyncio.gather(*(post_raw(*signer.text(USERS[0], "预热")) for _ in range(concurrency)))
+        await asyncio.gather(*(post_raw(*signer.text(message(senders, i, "wecom")[0], "预热")) for i in range(concurrency)))
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         sem = asyncio.Semaphore(concurrency)
@@ -124,20 +128,23 @@ async def client(url: str, token: str, aes_key: str, corp_id: str, agent_id: str
         print(json.dumps({"latencies": latencies, "statuses": statuses, "burst_seconds": burst}), flush=True)
 
 
-async def start_client(args: list[str]) -> asyncio.subprocess.Process:
-    """The callback client in its own process; it signs, warms up, prints ``warm`` and waits for a line on stdin."""
+async def start_client(url: str, wecom: StandInWeCom, n: int, concurrency: int, senders: list[Sender]) -> asyncio.subprocess.Process:
+    """The callback client in its own process, posting ``n`` callbacks from ``senders`` (sent as the first line of its
+    stdin); it signs, warms up, prints ``warm`` and waits for the next line."""
+    args = [url, wecom.token, wecom.aes_key, wecom.corp_id, wecom.agent_id, str(n), str(concurrency)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, os.path.abspath(__file__), "--client", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(senders_to_json(senders).encode() + b"\n")
+    await proc.stdin.drain()
     if (await proc.stdout.readline()).strip() != b"warm":
         raise RuntimeError("the callback client failed before its warm-up was done")
     return proc
 
 
-async def _client_process(runtime: Runtime, args: list[str]) -> tuple[dict[str, object], LoopLag, int, float]:
-    """Run the client; the event loop is sampled (and processed rows and CPU counted) from the moment its burst starts."""
-    proc = await start_client(args)
+async def _client_process(runtime: Runtime, proc: asyncio.subprocess.Process) -> tuple[dict[str, object], LoopLag, int, float]:
+    """Run the warmed-up client; the event loop is sampled (and processed rows and CPU counted) from the moment its burst starts."""
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(b"go\n")
     await proc.stdin.drain()
@@ -152,38 +159,23 @@ async def _client_process(runtime: Runtime, args: list[str]) -> tuple[dict[str, 
     return json.loads(out), lag, processed_before, cpu
 
 
-async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int) -> dict[str, float | int | str]:
-    token = "BenchToken"
-    aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
+async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int, reps: int) -> dict[str, float | int | str]:
     async with StandInWeCom() as wecom:
-        config = bench_config(
-            db_url,
-            pipeline={"workers": workers, "outbox_workers": 1 if workers else 0, "poll_interval": 0.05},
-            local={"enabled": False},
-            wecom={
-                "enabled": True,
-                "corp_id": wecom.corp_id,
-                "agent_id": wecom.agent_id,
-                "secret": wecom.secret,
-                "token": token,
-                "encoding_aes_key": aes_key,
-                "api_base": wecom.base_url,
-                "per_member_per_minute": 100_000,
-            },
-        )
+        config = wecom_bench_config(db_url, wecom, workers)
         async with running(config, http=True, workers=workers > 0) as runtime:
+            senders = await seed(runtime, reps)
             url = f"http://127.0.0.1:{runtime.port}{config.wecom.callback_path}"
             if workers:
-                await _backlog(runtime, backlog)
+                await _backlog(runtime, backlog, senders)
                 await asyncio.sleep(1.0)  # the extractor is loaded and the workers are mid-backlog
-            args = [url, token, aes_key, wecom.corp_id, wecom.agent_id, str(n), str(concurrency)]
             stored_before, _ = await _counts(runtime)
-            result, lag, processed_before, cpu = await _client_process(runtime, args)
+            result, lag, processed_before, cpu = await _client_process(runtime, await start_client(url, wecom, n, concurrency, senders))
             stored, processed = await _counts(runtime)  # (a few more may be processed while this counts)
     latencies = [float(x) for x in result["latencies"]]  # type: ignore[attr-defined]
     statuses = {int(k): v for k, v in result["statuses"].items()}  # type: ignore[attr-defined]
     burst = float(result["burst_seconds"])  # type: ignore[arg-type]
     return {
+        "senders": len(senders),
         "callbacks": n,
         "acknowledged_200": statuses.get(200, 0),
         "other_statuses": str({k: v for k, v in statuses.items() if k != 200}),
@@ -202,29 +194,31 @@ async def run(db_url: str, n: int, concurrency: int, workers: int, backlog: int)
     }
 
 
-async def _fresh(db_url: str, n: int, concurrency: int, workers: int, backlog: int) -> dict[str, float | int | str]:
+async def _fresh(db_url: str, n: int, concurrency: int, workers: int, backlog: int, reps: int) -> dict[str, float | int | str]:
     """PostgreSQL runs get a fresh database beside the given one: a reused one keeps every earlier run's backlog."""
     if not db_url.startswith("postgresql"):
-        return await run(db_url, n, concurrency, workers, backlog)
+        return await run(db_url, n, concurrency, workers, backlog, reps)
     async with fresh_postgres(db_url) as fresh:
-        return await run(fresh, n, concurrency, workers, backlog)
+        return await run(fresh, n, concurrency, workers, backlog, reps)
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         url, token, aes_key, corp_id, agent_id, n, concurrency = sys.argv[2:9]
-        asyncio.run(client(url, token, aes_key, corp_id, agent_id, int(n), int(concurrency)))
+        senders = senders_from_json(sys.stdin.readline())
+        asyncio.run(client(url, token, aes_key, corp_id, agent_id, int(n), int(concurrency), senders))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("-n", type=int, default=1000, help="callbacks in the burst")
     parser.add_argument("--concurrency", type=int, default=32, help="callbacks in flight at once")
     parser.add_argument("--workers", type=int, default=2, help="inbox workers processing meanwhile (0 = ingest only)")
-    parser.add_argument("--backlog", type=int, default=300, help="notes stored before the burst so the workers are busy")
+    parser.add_argument("--backlog", type=int, default=300, help="messages stored before the burst so the workers are busy")
+    parser.add_argument("--reps", type=int, default=200, help="reps the callbacks come from (6 = the demo org's; before this flag, four of them)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        result = asyncio.run(_fresh(db, args.n, args.concurrency, args.workers, args.backlog))
+        result = asyncio.run(_fresh(db, args.n, args.concurrency, args.workers, args.backlog, args.reps))
     backend = db.split(":", 1)[0]
     print(f"WeCom callback benchmark ({backend}, concurrency {args.concurrency}, {args.workers} inbox workers, client in its own process)")
     for key, value in result.items():
