@@ -39,12 +39,15 @@ _KEY = "storage.deferred"
 class _Pending:
     """The writes of one outermost transaction, by key (insertion order kept)."""
 
-    __slots__ = ("tables", "transaction", "writes")
+    __slots__ = ("rows", "tables", "transaction", "writes")
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction
         self.writes: dict[Hashable, tuple[Executable, Mapping[str, Any]]] = {}
         self.tables: set[Table] = set()
+        # the ORM rows of set_later, held: the session's identity map only holds unmodified rows weakly,
+        # and a row dropped and read again in this transaction would come back with its stored values
+        self.rows: dict[Hashable, Any] = {}
 
 
 def _pending(session: Session, *, create: bool) -> _Pending | None:
@@ -66,11 +69,17 @@ def later(session: AsyncSession | Session, statement: Executable, params: Mappin
     ``table`` is the table it writes (an ORM read of it first writes what waits; None: its
     readers know, see above); ``key`` makes a later write with the same key replace this one.
     """
-    pending = _pending(session.sync_session if isinstance(session, AsyncSession) else session, create=True)
+    _add(session.sync_session if isinstance(session, AsyncSession) else session, statement, params, table=table, key=key)
+
+
+def _add(session: Session, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
+         key: Hashable | None) -> _Pending:
+    pending = _pending(session, create=True)
     assert pending is not None
     pending.writes[key if key is not None else object()] = (statement, params)
     if table is not None:
         pending.tables.add(table)
+    return pending
 
 
 def set_later(row: Any, values: Mapping[str, Any], statement: Executable, params: Callable[[Any], Mapping[str, Any]], *,
@@ -93,7 +102,8 @@ def set_later(row: Any, values: Mapping[str, Any], statement: Executable, params
     for name, value in values.items():
         set_committed_value(row, name, value)
     assert state.session is not None
-    later(state.session, statement, params(row), table=table, key=(statement, state.identity_key))
+    pending = _add(state.session, statement, params(row), table=table, key=(statement, state.identity_key))
+    pending.rows[state.identity_key] = row  # what the transaction reads stays this object until the commit
 
 
 def _write(session: Session, pending: _Pending) -> None:

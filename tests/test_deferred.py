@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -122,3 +123,24 @@ async def test_write_now_writes_them_inside_the_transaction(sessions: async_sess
         await deferred.write_now(session)
         count = await session.execute(select(func.count()).select_from(AuditLog.__table__))  # a Core read, no guard needed
         assert count.scalar() == 1
+
+
+_RENAME = update(Team.__table__).where(Team.__table__.c.id == bindparam("team_id")).values(name=bindparam("name"))
+
+
+async def test_a_row_set_later_is_what_the_transaction_reads_after_its_holder_let_go(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The identity map holds an unmodified row weakly: the row set later must not be dropped and read back stale."""
+    async with transaction(sessions) as session:
+        session.add(Team(key="north", name="North"))
+    async with transaction(sessions) as session:
+        team = await session.scalar(select(Team))
+        assert team is not None
+        deferred.set_later(team, {"name": "Nord"}, _RENAME, lambda t: {"team_id": t.id, "name": t.name}, table=None)
+        del team
+        gc.collect()
+        again = await session.scalar(select(Team))  # a read by key, as the timers are read (table=None: nothing written first)
+        assert again is not None and again.name == "Nord"
+    async with sessions() as session:
+        assert (await session.scalar(select(Team.name))) == "Nord"

@@ -1,0 +1,35 @@
+"""Writes made at commit (storage.deferred) meeting the reads of later messages in the same batch."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from bot.messages import Inbound, Kind
+from bot.pipeline import inbox
+from storage.models import Escalation, Timer
+from tests.conftest import RuntimeFactory
+from tests.harness import Harness, rows
+from tests.test_escalations import at, esc_harness, tick
+from tests.test_escalations_receivables import imported
+
+
+async def _store(h: Harness, user: str, text: str) -> None:
+    await inbox.accept(h.app, Inbound(platform="local", message_id=uuid.uuid4().hex, sender=user, kind=Kind.TEXT,
+                                      conversation=user, text=text))
+
+
+async def test_a_pause_survives_a_partial_payment_later_in_the_same_batch(make_runtime: RuntimeFactory,
+                                                                         tmp_path: Path) -> None:
+    """The rep pauses an overdue episode and finance books part of the money in the same transaction."""
+    h, clock = await esc_harness(make_runtime, tmp_path, "2026-03-02T10:00")
+    await h.say("zhangwei", "今天拜访仁济医院王主任，预算80万")
+    assert (await imported(h, tmp_path, "INV-9,仁济医院,500000,2026-03-01,0,zhangwei\n"))[0] == 0
+    await tick(h, clock, at("2026-03-16T09:30"))
+    [esc] = await rows(h, Escalation, Escalation.kind == "overdue_payment")
+    await _store(h, "zhangwei", f"暂停 E{esc.id} 4月20日 等院长出差回来")
+    await _store(h, "qian_cw", "#回款 仁济医院 10万 已到账")
+    assert await h.runtime.work_once() == 2  # one batch, one transaction
+    [timer] = await rows(h, Timer, Timer.subject_type == "installment")
+    assert timer.attributes["amount"] == 400_000
+    assert timer.state == "paused", (timer.state, timer.paused_until)
