@@ -33,3 +33,18 @@ async def test_a_pause_survives_a_partial_payment_later_in_the_same_batch(make_r
     [timer] = await rows(h, Timer, Timer.subject_type == "installment")
     assert timer.attributes["amount"] == 400_000
     assert timer.state == "paused", (timer.state, timer.paused_until)
+
+
+async def test_a_pause_in_the_batch_of_a_stage_correction_holds_the_new_ladder(make_runtime: RuntimeFactory,
+                                                                               tmp_path: Path) -> None:
+    """The rep's stage correction moves the deal to another ladder; the manager pauses its episode in the same batch."""
+    h, clock = await esc_harness(make_runtime, tmp_path, "2026-03-13T10:00")
+    await h.say("zhangwei", "今天拜访仁济医院王主任，聊了新设备采购，预算80万")
+    await tick(h, clock, at("2026-03-18T10:10"))
+    [esc] = await rows(h, Escalation, Escalation.closed_at.is_(None))
+    await _store(h, "zhangwei", "阶段改成招标")
+    await _store(h, "wang_jl", f"暂停 E{esc.id} 4月20日 等院长出差回来")
+    assert await h.runtime.work_once() == 2  # one batch, one transaction
+    timers = {t.ladder: t for t in await rows(h, Timer, Timer.subject_type == "opportunity")}
+    assert timers["stalled_deal"].state == "cancelled"  # the stage's old ladder stays stopped
+    assert timers["stalled_deal_tender"].state == "paused"  # the manager's pause holds the deal's ladder
