@@ -24,10 +24,10 @@ What keeps this safe:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Column, Table, bindparam, event, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -39,7 +39,7 @@ _KEY = "storage.deferred"
 class _Pending:
     """The writes of one outermost transaction, by key (insertion order kept)."""
 
-    __slots__ = ("rows", "tables", "transaction", "writes")
+    __slots__ = ("columns", "rows", "tables", "transaction", "updates", "writes")
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction
@@ -48,6 +48,9 @@ class _Pending:
         # the ORM rows of set_later, held: the session's identity map only holds unmodified rows weakly,
         # and a row dropped and read again in this transaction would come back with its stored values
         self.rows: dict[Hashable, Any] = {}
+        # set_later: the columns changed per row, and the UPDATE of each set of columns (one per set, so grouped)
+        self.columns: dict[Hashable, set[str]] = {}
+        self.updates: dict[tuple[Table, tuple[str, ...]], Executable] = {}
 
 
 def _pending(session: Session, *, create: bool) -> _Pending | None:
@@ -82,28 +85,51 @@ def _add(session: Session, statement: Executable, params: Mapping[str, Any], *, 
     return pending
 
 
-def set_later(row: Any, values: Mapping[str, Any], statement: Executable, params: Callable[[Any], Mapping[str, Any]], *,
-              table: Table | None) -> None:
-    """Set ``values`` on an ORM row; a row already stored is written at commit by ``statement``.
+def set_later(row: Any, values: Mapping[str, Any], *, table: Table | None) -> None:
+    """Set ``values`` on an ORM row; a row already stored is written at commit with the batch's others.
 
     The row in hand holds the new values at once, without making the session's next flush
-    write it (the transaction sees them through the identity map); ``params(row)`` gives the
-    statement's parameters from the row as it stands, and a later call for the same row and
-    statement replaces the earlier write. A row not yet inserted just takes the values into
-    the session's INSERT.
+    write it (the transaction sees them through the identity map; the row is held until
+    the commit). The UPDATE at commit sets, by primary key, only the columns this
+    transaction changed on the row, as the ORM's own UPDATE would: a column another
+    transaction changed meanwhile (a timer level fired by another node's sweep) keeps its
+    value unless this one changed it too. ``table`` is the row's table when an ORM read of
+    it must write what waits first (see :func:`later`), else None. A row not yet inserted
+    just takes the values into the session's INSERT.
     """
     state = inspect(row)
     if not state.persistent:
         for name, value in values.items():
             setattr(row, name, value)
         return
-    if all(getattr(row, name) == value for name, value in values.items()):
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    if not changed:
         return  # nothing changes (what an earlier call left waiting already holds these values)
-    for name, value in values.items():
-        set_committed_value(row, name, value)
+    for name in changed:
+        set_committed_value(row, name, values[name])
     assert state.session is not None
-    pending = _add(state.session, statement, params(row), table=table, key=(statement, state.identity_key))
-    pending.rows[state.identity_key] = row  # what the transaction reads stays this object until the commit
+    pending = _pending(state.session, create=True)
+    assert pending is not None
+    key = ("set_later", state.identity_key)
+    names = pending.columns.setdefault(key, set())
+    names.update(changed)
+    mapper = state.mapper
+    columns = {name: mapper.get_property(name).columns[0] for name in sorted(names)}
+    statement = pending.updates.get((mapper.local_table, tuple(columns)))
+    if statement is None:
+        statement = _update(mapper.local_table, mapper.primary_key, columns)
+        pending.updates[(mapper.local_table, tuple(columns))] = statement
+    params = {f"pk_{i}": value for i, value in enumerate(mapper.primary_key_from_instance(row))}
+    params.update({f"new_{name}": getattr(row, name) for name in columns})
+    _add(state.session, statement, params, table=table, key=key)
+    pending.rows[key] = row  # what the transaction reads stays this object until the commit
+
+
+def _update(table: Table, primary_key: Sequence[Column[Any]], columns: Mapping[str, Column[Any]]) -> Executable:
+    """UPDATE ``table`` SET the named columns WHERE its primary key (bound as ``pk_N`` and ``new_NAME``)."""
+    where = [column == bindparam(f"pk_{i}", type_=column.type) for i, column in enumerate(primary_key)]
+    return update(table).where(*where).values({column.key: bindparam(f"new_{name}", type_=column.type)
+                                               for name, column in columns.items()})
 
 
 def _write(session: Session, pending: _Pending) -> None:

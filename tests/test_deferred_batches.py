@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
+from bot.clock import FakeClock
 from bot.messages import Inbound, Kind
 from bot.pipeline import inbox
 from storage.models import Escalation, Timer
@@ -12,6 +15,7 @@ from tests.conftest import RuntimeFactory
 from tests.harness import Harness, rows
 from tests.test_escalations import at, esc_harness, tick
 from tests.test_escalations_receivables import imported
+from tests.test_timers import calendar_dir, start, timers_runtime
 
 
 async def _store(h: Harness, user: str, text: str) -> None:
@@ -48,3 +52,24 @@ async def test_a_pause_in_the_batch_of_a_stage_correction_holds_the_new_ladder(m
     timers = {t.ladder: t for t in await rows(h, Timer, Timer.subject_type == "opportunity")}
     assert timers["stalled_deal"].state == "cancelled"  # the stage's old ladder stays stopped
     assert timers["stalled_deal_tender"].state == "paused"  # the manager's pause holds the deal's ladder
+
+
+async def test_a_level_another_node_fires_meanwhile_is_kept_by_a_change_of_facts(make_runtime: RuntimeFactory, db_url: str,
+                                                                                tmp_path: Path) -> None:
+    """A transaction refreshes a timer's facts while another node's sweep fires its level: the level stays fired."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer (one connection per process): the two transactions cannot interleave")
+    clock = FakeClock(at("2026-03-13T10:00"))
+    runtime, recorder = await timers_runtime(make_runtime, clock, calendar_dir(tmp_path))
+    await start(runtime, "stalled_deal", 1, clock.now(), amount=100)
+    clock.set(at("2026-03-18T10:00"))  # level 1 is due
+    timers = runtime.app.timers
+    async with runtime.app.sessions() as session, session.begin():
+        row = await timers.find(session, "test", 1, "stalled_deal")
+        assert row is not None
+        await timers.set_attributes(session, row, {**row.attributes, "amount": 200})  # e.g. an amount correction
+        assert await timers.sweep(runtime.app) == 1  # the other node, in its own transaction
+    [stored] = await rows(Harness(runtime), Timer)
+    assert (stored.level, stored.attributes["amount"]) == (1, 200)
+    assert await timers.sweep(runtime.app) == 0
+    assert [level for _, _, level, _ in recorder.fired] == [1]  # level 1 once
