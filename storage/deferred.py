@@ -8,9 +8,12 @@ ends, so they wait for the commit, and a batch's rows of one kind go in one exec
 
 What keeps this safe:
 
-* Only for rows the transaction does not read back. An ORM statement on a table with rows
-  waiting (an audit query inside the same transaction: undo, revert) writes them first
-  (:func:`install`), and :func:`write_now` does it explicitly. A table whose rows are read
+* Only for rows the transaction does not read back. A statement reading a table with new
+  rows waiting (an audit query inside the same transaction: undo, revert; a report joining
+  it) writes them first (:func:`install`), and :func:`write_now` does it explicitly. Rows
+  changed in place (:func:`set_later`) are held, so ORM reads return them as changed; a
+  query whose first entity is their table writes them first, a plain column query of them
+  through a join does not (see the callers). A table whose rows are read
   one key at a time through a module that knows its own waiting writes (the dialog rows,
   :mod:`handlers.common.waiting`) is given as no table: reading one person's row must not
   write the batch's other rows.
@@ -26,12 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Column, Table, bindparam, event, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, visitors
 
 _KEY = "storage.deferred"
 
@@ -39,7 +43,7 @@ _KEY = "storage.deferred"
 class _Pending:
     """The writes of one outermost transaction, by key (insertion order kept)."""
 
-    __slots__ = ("columns", "rows", "tables", "transaction", "updates", "writes")
+    __slots__ = ("columns", "inserted", "rows", "tables", "transaction", "updates", "writes")
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction
@@ -51,6 +55,9 @@ class _Pending:
         # set_later: the columns changed per row, and the UPDATE of each set of columns (one per set, so grouped)
         self.columns: dict[Hashable, set[str]] = {}
         self.updates: dict[tuple[Table, tuple[str, ...]], Executable] = {}
+        # later()'s tables (new rows: the audit trail): any statement reading one writes first, a join or a
+        # subquery as well as a query of its rows
+        self.inserted: set[str] = set()
 
 
 def _pending(session: Session, *, create: bool) -> _Pending | None:
@@ -69,10 +76,14 @@ def later(session: AsyncSession | Session, statement: Executable, params: Mappin
           key: Hashable | None = None) -> None:
     """Run ``statement`` with ``params`` when the transaction commits (grouped with the same statement's others).
 
-    ``table`` is the table it writes (an ORM read of it first writes what waits; None: its
-    readers know, see above); ``key`` makes a later write with the same key replace this one.
+    ``table`` is the table it writes (a statement reading it, even through a join or a
+    subquery, first writes what waits; None: its readers know, see above); ``key`` makes a
+    later write with the same key replace this one.
     """
-    _add(session.sync_session if isinstance(session, AsyncSession) else session, statement, params, table=table, key=key)
+    pending = _add(session.sync_session if isinstance(session, AsyncSession) else session, statement, params, table=table,
+                   key=key)
+    if table is not None:
+        pending.inserted.add(table.name)
 
 
 def _add(session: Session, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
@@ -151,6 +162,9 @@ async def write_now(session: AsyncSession) -> None:
 
 def install(session_class: type[Session]) -> None:
     """Write the deferred rows at each commit of ``session_class``'s sessions, and before ORM reads of their tables."""
+    # the tables each statement reads, found once per statement object (statements are immutable; the
+    # hot ones are built once at import)
+    reads: WeakKeyDictionary[Executable, frozenset[str]] = WeakKeyDictionary()
 
     @event.listens_for(session_class, "before_commit")
     def _before_commit(session: Session) -> None:
@@ -167,6 +181,17 @@ def install(session_class: type[Session]) -> None:
         if pending is None or not pending.tables:
             return
         mapper = state.bind_mapper
-        if mapper is not None and mapper.local_table in pending.tables:
+        if (mapper is not None and mapper.local_table in pending.tables) or _reads_inserted(pending, state.statement, reads):
             state.session.flush()
             _write(state.session, pending)
+
+
+def _reads_inserted(pending: _Pending, statement: Executable, reads: WeakKeyDictionary[Executable, frozenset[str]]) -> bool:
+    """Whether ``statement`` reads a table with new rows waiting (not only as its first entity: a report's join)."""
+    if not pending.inserted:
+        return False
+    tables = reads.get(statement)
+    if tables is None:
+        tables = frozenset(element.name for element in visitors.iterate(statement) if isinstance(element, Table))
+        reads[statement] = tables
+    return not tables.isdisjoint(pending.inserted)

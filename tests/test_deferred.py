@@ -80,6 +80,21 @@ async def test_a_read_of_the_table_in_the_transaction_sees_them(sessions: async_
     assert await _audit_count(sessions) == 3
 
 
+async def test_a_join_or_a_subquery_of_the_table_sees_them(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Not only a query whose first entity is the table: a report joining it, a filter on a subquery of it."""
+    async with transaction(sessions) as session:
+        session.add(Team(key="north", name="North"))
+    async with transaction(sessions) as session:
+        team_id = await session.scalar(select(Team.id))
+        await audit_many(session, [_row(team_id)])
+        joined = select(Team.key, func.count(AuditLog.id)).outerjoin(AuditLog, AuditLog.entity_id == Team.id).group_by(Team.key)
+        assert (await session.execute(joined)).all() == [("north", 1)]
+        await audit_many(session, [_row(team_id, "again")])
+        audited = select(Team.key).where(Team.id.in_(select(AuditLog.entity_id).where(AuditLog.new == "again")))
+        assert (await session.scalars(audited)).all() == ["north"]
+    assert await _audit_count(sessions) == 2
+
+
 async def test_a_rollback_forgets_them_and_the_next_transaction_starts_empty(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
