@@ -80,14 +80,6 @@ def calendar_fingerprint(calendar: Calendar) -> str:
     return hashlib.sha256(repr(calendar.spec).encode()).hexdigest()[:32]
 
 
-_TIMERS = Timer.__table__
-_WRITTEN = ("anchor_at", "consumed_seconds", "level", "paused_at", "paused_until", "state", "due_at", "version",
-            "attributes", "lease_until")
-# One row's state by id; ``updated_at`` takes its onupdate default.
-_UPDATE = (update(_TIMERS).where(_TIMERS.c.id == bindparam("timer_id"))
-           .values({name: bindparam(f"new_{name}", type_=_TIMERS.c[name].type) for name in _WRITTEN}))
-
-
 _FIND = select(Timer).where(Timer.subject_type == bindparam("subject_type"), Timer.subject_id == bindparam("subject_id"),
                             Timer.ladder == bindparam("ladder"))
 
@@ -95,13 +87,14 @@ _FIND = select(Timer).where(Timer.subject_type == bindparam("subject_type"), Tim
 def _set(row: Timer, **values: Any) -> None:
     """Change a timer row in its transaction; a stored row is updated at commit (:func:`storage.deferred.set_later`).
 
-    The batch's timers are then one executemany. Timer rows are read by subject, not in bulk,
-    inside a handler's transaction, so a read does not first write the waiting rows
-    (``table=None``): an ORM read of the row returns this object with its new values, but a
-    plain column query in the same transaction would see a restarted timer's old state.
+    The batch's timers are then one executemany (``updated_at`` takes its onupdate default).
+    Timer rows are read by subject, not in bulk, inside a handler's transaction, so a read
+    does not first write the waiting rows (``table=None``): an ORM read of the row returns
+    this object with its new values (filter states in Python, as
+    :func:`handlers.escalations.service.open_timers` does), but a plain column query in the
+    same transaction would see a restarted timer's old state.
     """
-    deferred.set_later(row, values, _UPDATE, lambda r: {"timer_id": r.id, **{f"new_{name}": getattr(r, name) for name in _WRITTEN}},
-                       table=None)
+    deferred.set_later(row, values, table=None)
 
 
 class Timers:

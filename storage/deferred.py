@@ -8,9 +8,12 @@ ends, so they wait for the commit, and a batch's rows of one kind go in one exec
 
 What keeps this safe:
 
-* Only for rows the transaction does not read back. An ORM statement on a table with rows
-  waiting (an audit query inside the same transaction: undo, revert) writes them first
-  (:func:`install`), and :func:`write_now` does it explicitly. A table whose rows are read
+* Only for rows the transaction does not read back. A statement reading a table with new
+  rows waiting (an audit query inside the same transaction: undo, revert; a report joining
+  it) writes them first (:func:`install`), and :func:`write_now` does it explicitly. Rows
+  changed in place (:func:`set_later`) are held, so ORM reads return them as changed; a
+  query whose first entity is their table writes them first, a plain column query of them
+  through a join does not (see the callers). A table whose rows are read
   one key at a time through a module that knows its own waiting writes (the dialog rows,
   :mod:`handlers.common.waiting`) is given as no table: reading one person's row must not
   write the batch's other rows.
@@ -24,14 +27,15 @@ What keeps this safe:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Column, Table, bindparam, event, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, visitors
 
 _KEY = "storage.deferred"
 
@@ -39,12 +43,21 @@ _KEY = "storage.deferred"
 class _Pending:
     """The writes of one outermost transaction, by key (insertion order kept)."""
 
-    __slots__ = ("tables", "transaction", "writes")
+    __slots__ = ("columns", "inserted", "rows", "tables", "transaction", "updates", "writes")
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction
         self.writes: dict[Hashable, tuple[Executable, Mapping[str, Any], Table | None]] = {}
         self.tables: set[Table] = set()
+        # the ORM rows of set_later, held: the session's identity map only holds unmodified rows weakly,
+        # and a row dropped and read again in this transaction would come back with its stored values
+        self.rows: dict[Hashable, Any] = {}
+        # set_later: the columns changed per row, and the UPDATE of each set of columns (one per set, so grouped)
+        self.columns: dict[Hashable, set[str]] = {}
+        self.updates: dict[tuple[Table, tuple[str, ...]], Executable] = {}
+        # later()'s tables (new rows: the audit trail): any statement reading one writes first, a join or a
+        # subquery as well as a query of its rows
+        self.inserted: set[str] = set()
 
 
 def _pending(session: Session, *, create: bool) -> _Pending | None:
@@ -63,37 +76,71 @@ def later(session: AsyncSession | Session, statement: Executable, params: Mappin
           key: Hashable | None = None) -> None:
     """Run ``statement`` with ``params`` when the transaction commits (grouped with the same statement's others).
 
-    ``table`` is the table it writes (an ORM read of it first writes what waits; None: its
-    readers know, see above); ``key`` makes a later write with the same key replace this one.
+    ``table`` is the table it writes (a statement reading it, even through a join or a
+    subquery, first writes what waits; None: its readers know, see above); ``key`` makes a
+    later write with the same key replace this one.
     """
-    pending = _pending(session.sync_session if isinstance(session, AsyncSession) else session, create=True)
+    pending = _add(session.sync_session if isinstance(session, AsyncSession) else session, statement, params, table=table,
+                   key=key)
+    if table is not None:
+        pending.inserted.add(table.name)
+
+
+def _add(session: Session, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
+         key: Hashable | None) -> _Pending:
+    pending = _pending(session, create=True)
     assert pending is not None
     pending.writes[key if key is not None else object()] = (statement, params, table)
     if table is not None:
         pending.tables.add(table)
+    return pending
 
 
-def set_later(row: Any, values: Mapping[str, Any], statement: Executable, params: Callable[[Any], Mapping[str, Any]], *,
-              table: Table | None) -> None:
-    """Set ``values`` on an ORM row; a row already stored is written at commit by ``statement``.
+def set_later(row: Any, values: Mapping[str, Any], *, table: Table | None) -> None:
+    """Set ``values`` on an ORM row; a row already stored is written at commit with the batch's others.
 
     The row in hand holds the new values at once, without making the session's next flush
-    write it (the transaction sees them through the identity map); ``params(row)`` gives the
-    statement's parameters from the row as it stands, and a later call for the same row and
-    statement replaces the earlier write. A row not yet inserted just takes the values into
-    the session's INSERT.
+    write it (the transaction sees them through the identity map; the row is held until
+    the commit). The UPDATE at commit sets, by primary key, only the columns this
+    transaction changed on the row, as the ORM's own UPDATE would: a column another
+    transaction changed meanwhile (a timer level fired by another node's sweep) keeps its
+    value unless this one changed it too. ``table`` is the row's table when an ORM read of
+    it must write what waits first (see :func:`later`), else None. A row not yet inserted
+    just takes the values into the session's INSERT.
     """
     state = inspect(row)
     if not state.persistent:
         for name, value in values.items():
             setattr(row, name, value)
         return
-    if all(getattr(row, name) == value for name, value in values.items()):
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    if not changed:
         return  # nothing changes (what an earlier call left waiting already holds these values)
-    for name, value in values.items():
-        set_committed_value(row, name, value)
+    for name in changed:
+        set_committed_value(row, name, values[name])
     assert state.session is not None
-    later(state.session, statement, params(row), table=table, key=(statement, state.identity_key))
+    pending = _pending(state.session, create=True)
+    assert pending is not None
+    key = ("set_later", state.identity_key)
+    names = pending.columns.setdefault(key, set())
+    names.update(changed)
+    mapper = state.mapper
+    columns = {name: mapper.get_property(name).columns[0] for name in sorted(names)}
+    statement = pending.updates.get((mapper.local_table, tuple(columns)))
+    if statement is None:
+        statement = _update(mapper.local_table, mapper.primary_key, columns)
+        pending.updates[(mapper.local_table, tuple(columns))] = statement
+    params = {f"pk_{i}": value for i, value in enumerate(mapper.primary_key_from_instance(row))}
+    params.update({f"new_{name}": getattr(row, name) for name in columns})
+    _add(state.session, statement, params, table=table, key=key)
+    pending.rows[key] = row  # what the transaction reads stays this object until the commit
+
+
+def _update(table: Table, primary_key: Sequence[Column[Any]], columns: Mapping[str, Column[Any]]) -> Executable:
+    """UPDATE ``table`` SET the named columns WHERE its primary key (bound as ``pk_N`` and ``new_NAME``)."""
+    where = [column == bindparam(f"pk_{i}", type_=column.type) for i, column in enumerate(primary_key)]
+    return update(table).where(*where).values({column.key: bindparam(f"new_{name}", type_=column.type)
+                                               for name, column in columns.items()})
 
 
 def _write(session: Session, pending: _Pending, table: Table | None = None) -> None:
@@ -104,7 +151,11 @@ def _write(session: Session, pending: _Pending, table: Table | None = None) -> N
     else:
         keys = [key for key, (_s, _p, written) in pending.writes.items() if written is table]
         chosen = [pending.writes.pop(key) for key in keys]
+        for key in keys:
+            pending.rows.pop(key, None)
+            pending.columns.pop(key, None)
         pending.tables.discard(table)
+        pending.inserted.discard(table.name)
     groups: dict[Executable, list[Mapping[str, Any]]] = {}
     for statement, params, _table in chosen:
         groups.setdefault(statement, []).append(params)
@@ -122,6 +173,9 @@ async def write_now(session: AsyncSession) -> None:
 
 def install(session_class: type[Session]) -> None:
     """Write the deferred rows at each commit of ``session_class``'s sessions, and before ORM reads of their tables."""
+    # the tables each statement reads, found once per statement object (statements are immutable; the
+    # hot ones are built once at import)
+    reads: WeakKeyDictionary[Executable, frozenset[str]] = WeakKeyDictionary()
 
     @event.listens_for(session_class, "before_commit")
     def _before_commit(session: Session) -> None:
@@ -138,6 +192,22 @@ def install(session_class: type[Session]) -> None:
         if pending is None or not pending.tables:
             return
         mapper = state.bind_mapper
-        if mapper is not None and mapper.local_table in pending.tables:  # only that table's rows: the rest still wait
+        due = {mapper.local_table} & pending.tables if mapper is not None else set()
+        due |= _inserted_read(pending, state.statement, reads)
+        if due:  # only the rows of the tables it reads: the rest still wait for the commit
             state.session.flush()
-            _write(state.session, pending, mapper.local_table)
+            for table in due:
+                _write(state.session, pending, table)
+
+
+def _inserted_read(pending: _Pending, statement: Executable, reads: WeakKeyDictionary[Executable, frozenset[str]]) -> set[Table]:
+    """The tables with new rows waiting that ``statement`` reads (not only as its first entity: a report's join)."""
+    if not pending.inserted:
+        return set()
+    names = reads.get(statement)
+    if names is None:
+        names = frozenset(element.name for element in visitors.iterate(statement) if isinstance(element, Table))
+        reads[statement] = names
+    if names.isdisjoint(pending.inserted):
+        return set()
+    return {table for table in pending.tables if table.name in names and table.name in pending.inserted}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
@@ -79,6 +80,21 @@ async def test_a_read_of_the_table_in_the_transaction_sees_them(sessions: async_
     assert await _audit_count(sessions) == 3
 
 
+async def test_a_join_or_a_subquery_of_the_table_sees_them(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Not only a query whose first entity is the table: a report joining it, a filter on a subquery of it."""
+    async with transaction(sessions) as session:
+        session.add(Team(key="north", name="North"))
+    async with transaction(sessions) as session:
+        team_id = await session.scalar(select(Team.id))
+        await audit_many(session, [_row(team_id)])
+        joined = select(Team.key, func.count(AuditLog.id)).outerjoin(AuditLog, AuditLog.entity_id == Team.id).group_by(Team.key)
+        assert (await session.execute(joined)).all() == [("north", 1)]
+        await audit_many(session, [_row(team_id, "again")])
+        audited = select(Team.key).where(Team.id.in_(select(AuditLog.entity_id).where(AuditLog.new == "again")))
+        assert (await session.scalars(audited)).all() == ["north"]
+    assert await _audit_count(sessions) == 2
+
+
 async def test_a_rollback_forgets_them_and_the_next_transaction_starts_empty(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -133,7 +149,26 @@ async def test_a_read_writes_only_its_own_tables_rows(engine: AsyncEngine, sessi
                                                 "robot_webhook": ""}, table=teams)
         await audit_many(session, [_row(1)])
         assert await session.scalar(select(func.count(AuditLog.id))) == 1  # the audit read wrote the audit row…
-        waiting = await session.execute(select(func.count()).select_from(teams))  # (a Core read: no guard)
+        connection = await session.connection()  # (read past the session: it would write what it reads first)
+        waiting = await connection.execute(select(func.count()).select_from(teams))
         assert waiting.scalar() == 0  # …and left the team row waiting for the commit
     async with sessions() as session:
         assert await session.scalar(select(func.count(Team.id))) == 1
+
+
+async def test_a_row_set_later_is_what_the_transaction_reads_after_its_holder_let_go(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The identity map holds an unmodified row weakly: the row set later must not be dropped and read back stale."""
+    async with transaction(sessions) as session:
+        session.add(Team(key="north", name="North"))
+    async with transaction(sessions) as session:
+        team = await session.scalar(select(Team))
+        assert team is not None
+        deferred.set_later(team, {"name": "Nord"}, table=None)
+        del team
+        gc.collect()
+        again = await session.scalar(select(Team))  # a read by key, as the timers are read (table=None: nothing written first)
+        assert again is not None and again.name == "Nord"
+    async with sessions() as session:
+        assert (await session.scalar(select(Team.name))) == "Nord"

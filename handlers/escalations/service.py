@@ -74,9 +74,17 @@ async def deal_attributes(session: AsyncSession, opp: Opportunity) -> dict[str, 
 
 
 async def open_timers(session: AsyncSession, subject_type: str, subject_id: int) -> list[Timer]:
-    return list((await session.scalars(
-        select(Timer).where(Timer.subject_type == subject_type, Timer.subject_id == subject_id, Timer.state.in_(OPEN_STATES))
-    )).all())
+    """The subject's running or paused timers, as this transaction left them.
+
+    Filtered here, not in SQL: a timer's changes are written at commit (:func:`reminders.timers._set`),
+    so the stored state of one cancelled or restarted earlier in the transaction is out of date.
+    """
+    rows = await session.scalars(_SUBJECT_TIMERS, {"subject_type": subject_type, "subject_id": subject_id})
+    return [timer for timer in rows if timer.state in OPEN_STATES]
+
+
+_SUBJECT_TIMERS = select(Timer).where(Timer.subject_type == bindparam("subject_type"),
+                                      Timer.subject_id == bindparam("subject_id"))
 
 
 async def open_escalation(session: AsyncSession, kind: str, subject_type: str, subject_id: int) -> Escalation | None:

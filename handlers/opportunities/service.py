@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import deferred
@@ -145,13 +145,11 @@ async def apply_to_opportunity(
     # Every note touches its deal: written at commit, a batch's touches in one statement. An
     # ORM read of deals in the transaction writes them first; a plain join in it (a report
     # run in the same batch) may see the time before this batch's notes.
-    deferred.set_later(opp, {"last_activity_at": now}, _TOUCH, lambda o: {"opp_id": o.id, "at": o.last_activity_at},
-                       table=_DEALS)
+    deferred.set_later(opp, {"last_activity_at": now}, table=_DEALS)
     return changed, kept
 
 
 _DEALS = Opportunity.__table__
-_TOUCH = update(_DEALS).where(_DEALS.c.id == bindparam("opp_id")).values(last_activity_at=bindparam("at"))
 
 _REVERTIBLE = {"stage", "amount", "status"}
 
