@@ -73,3 +73,29 @@ async def test_a_level_another_node_fires_meanwhile_is_kept_by_a_change_of_facts
     assert (stored.level, stored.attributes["amount"]) == (1, 200)
     assert await timers.sweep(runtime.app) == 0
     assert [level for _, _, level, _ in recorder.fired] == [1]  # level 1 once
+
+
+async def test_lead_routing_sees_the_deal_activity_of_notes_earlier_in_the_transaction(make_runtime: RuntimeFactory) -> None:
+    """A deal touched by a note (written at commit) is already the most recently active one when a lead is routed
+    in the same transaction: the hospital's owner is the rep who just wrote about it."""
+    from datetime import timedelta
+
+    from handlers.leads.service import hospital_owner
+    from handlers.opportunities.service import apply_to_opportunity
+    from storage.models import Note, Opportunity, Person
+
+    clock = FakeClock(at("2026-03-02T10:00"))
+    h = Harness(await make_runtime(clock=clock))
+    await h.say("zhangwei", "今天拜访瑞金医院李主任，下周三前发报价")
+    clock.advance(timedelta(days=1))
+    await h.say("lina", "今天也去了瑞金医院，见了设备科张科长，周五前发参数")  # lina's deal there is the latest active
+    [zhang] = await rows(h, Person, Person.key == "zhangwei")
+    [zhang_deal] = await rows(h, Opportunity, Opportunity.owner_id == zhang.id)
+    [zhang_note] = await rows(h, Note, Note.author_id == zhang.id)
+    clock.advance(timedelta(days=1))
+    async with h.app.sessions() as session, session.begin():
+        deal = await session.get(Opportunity, zhang_deal.id)
+        assert deal is not None
+        await apply_to_opportunity(session, deal, stage=None, amount=None, stages=(), actor_id=zhang.id, note_id=zhang_note.id,
+                                   now=clock.now())  # zhangwei's note today touches his deal (at commit)
+        assert await hospital_owner(h.app, session, "瑞金医院") == "zhangwei"

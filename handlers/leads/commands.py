@@ -44,6 +44,7 @@ from handlers.leads.service import (
 )
 from handlers.opportunities.service import open_opportunity, set_stage
 from reminders.timers import Fired
+from storage import deferred
 from storage.audit import audit
 from storage.models import Lead, LeadOffer, Opportunity, Person, Team, Timer
 
@@ -340,6 +341,7 @@ async def offers_of(session: AsyncSession, person: Person) -> list[Lead]:
 
 async def untouched_of(session: AsyncSession, person: Person) -> list[Lead]:
     """Claimed leads whose opportunity has had no note since the claim."""
+    await deferred.write_now(session)  # deals touched by notes earlier in this batch
     return list((await session.scalars(
         select(Lead).join(Opportunity, Opportunity.id == Lead.opportunity_id)
         .where(Lead.assignee_id == person.id, Lead.status == CLAIMED, Opportunity.last_activity_at <= Lead.claimed_at)

@@ -36,6 +36,7 @@ from handlers.leads.intake import LeadInput, quality_problems
 from handlers.leads.routing import OFFERED as ROUTED_OFFER
 from handlers.leads.routing import Decision, RepState, RoutingState, route
 from handlers.leads.rules import DEFAULT_RULES, Rules, load_rules
+from storage import deferred
 from storage.db import insert_unique
 from storage.models import Lead, LeadOffer, Opportunity, Person, Team
 
@@ -212,6 +213,7 @@ async def hospital_owner(app: AppContext, session: AsyncSession, hospital: str) 
     """The rep with the most recently active open opportunity at this hospital, if any."""
     if not hospital:
         return None
+    await deferred.write_now(session)  # deals touched by notes earlier in this batch: their activity as it is now
     account = await find_account(session, hospital, app.services.lexicon.canonical_account)
     if account is None:
         return None
@@ -227,6 +229,7 @@ async def routing_state(app: AppContext, session: AsyncSession, people: dict[str
     ids = {p.id: p for p in people.values()}
     if not ids:
         return {}
+    await deferred.write_now(session)  # "untouched" compares the deals' activity, which notes in this batch may have touched
     live = dict((await session.execute(
         select(LeadOffer.rep_id, func.count()).where(LeadOffer.rep_id.in_(ids), LeadOffer.status == OFFERED)
         .group_by(LeadOffer.rep_id))).all())
