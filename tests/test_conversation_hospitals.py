@@ -52,28 +52,29 @@ async def test_unknown_hospital_is_confirmed_before_an_account_exists(h: Harness
     assert "阳光医院" not in mine
 
 
-async def test_rename_files_the_note_under_the_right_hospital(h: Harness) -> None:
+async def _named_renji_after(h: Harness, command: str) -> Account:
+    """A note at a hospital nobody knows, ``command`` on it, then the right name: the account it is filed under."""
     await h.say("lina", "今天在光明医院见了赵科长，下周二前把报价单发过去")
-    [ask] = await h.say("lina", "改名 1")
+    [ask] = await h.say("lina", command)
     assert "医院的正确名称" in ask
     [done] = await h.say("lina", "仁济医院")
     assert "上海交通大学医学院附属仁济医院" in done
     [account] = await rows(h, Account)
     assert account.name == "上海交通大学医学院附属仁济医院"
+    return account
+
+
+async def test_rename_files_the_note_under_the_right_hospital(h: Harness) -> None:
+    await _named_renji_after(h, "改名 1")
     [typed] = await h.say("lina", "改名 1 XX医院")
     assert "不像医院名称" in typed
 
 
 async def test_fix_on_a_new_hospital_asks_for_the_name_like_rename(h: Harness) -> None:
     """The card's 改 button on a note whose only open point is its new hospital: the 改名 question."""
-    await h.say("lina", "今天在光明医院见了赵科长，下周二前把报价单发过去")
-    [ask] = await h.say("lina", "改 1")
-    assert "医院的正确名称" in ask
-    [done] = await h.say("lina", "仁济医院")
-    assert "上海交通大学医学院附属仁济医院" in done
+    account = await _named_renji_after(h, "改 1")
     [note] = await rows(h, Note)
-    [account] = await rows(h, Account)
-    assert account.name == "上海交通大学医学院附属仁济医院" and note.account_id == account.id
+    assert note.account_id == account.id
     [other] = await h.say("zhangwei", "改 1")  # another rep's note is not theirs to fix
     assert "没有找到要更正的记录" in other
 
