@@ -44,7 +44,7 @@ from handlers.tasks.service import (
     policy,
     set_task_status,
 )
-from storage.audit import audit, audit_many, audit_row
+from storage.audit import audit
 from storage.lookups import Lookups
 from storage.models import Account, AuditLog, Contact, Note, Opportunity, Person, Task
 
@@ -232,6 +232,7 @@ async def record_note(
     if account is not None and existing is None:
         created = await create_opportunity(session, person.id, account.id, actor_id=person.id, note_id=None, now=now,
                                            audited=False)
+    deal = existing or created
 
     fields = dict(draft.extracted)
     fields.setdefault("stage", draft.stage)
@@ -250,7 +251,7 @@ async def record_note(
         author_id=person.id,
         account_id=account.id if account else None,
         contact_id=contact.id if contact else None,
-        opportunity_id=(existing or created).id if (existing or created) is not None else None,
+        opportunity_id=deal.id if deal is not None else None,
         source=draft.source,
         raw_text=draft.text,
         transcript=draft.transcript,
@@ -265,11 +266,9 @@ async def record_note(
     if inbox_id is not None:
         memo(session).setdefault(_NOTED, set()).add(inbox_id)
 
-    opp: Opportunity | None = None
+    opp = deal
     changed, kept = False, None
-    if account is not None:
-        opp = existing or created
-        assert opp is not None
+    if opp is not None:
         if created is not None:
             await audit_created(session, created, actor_id=person.id, note_id=note.id, now=now)
         changed, kept = await apply_to_opportunity(session, opp, stage=draft.stage, amount=draft.amount, stages=rules.stages,
@@ -281,17 +280,15 @@ async def record_note(
     past_due: date | None = None
     if draft.action_text and in_past:
         past_due = draft.due
-    # The note's and the task's "created" rows are written together, once the task has its id
-    # (one statement; added one by one they cost one INSERT each on SQLite).
-    audits = [audit_row(actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
-                        old=None, new=draft.source, note_id=note.id, now=now)]
+    # (audit rows are written at commit, the transaction's together: storage.deferred)
+    await audit(session, actor_id=person.id, entity="note", entity_id=note.id, field_name="created",
+                old=None, new=draft.source, note_id=note.id, now=now)
     if draft.action_text:
         task = await create_task(
             session, owner_id=person.id, note=note, opportunity_id=opp.id if opp else None,
             text=draft.action_text, due=draft.due, due_at=draft.due_at, remind=not in_past,
-            policy=rules.policy, now=now, audits=audits,
+            policy=rules.policy, now=now,
         )
-    await audit_many(session, audits)
     return Recorded(note, account, contact, opp, task, changed, kept, past_due, account_pending=pending)
 
 async def attach_account(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.audit import audit, audit_row
+from storage.audit import audit
 from storage.models import Note, Task
 
 if TYPE_CHECKING:
@@ -82,10 +82,8 @@ async def create_task(
     remind: bool,
     policy: ReminderPolicy,
     now: datetime,
-    audits: list[dict[str, Any]] | None = None,
 ) -> Task:
-    """A new open task (flushed: its id is known). With ``audits`` its audit row is appended there, for the
-    caller to write together with its own (:func:`storage.audit.audit_many`); otherwise it is added now."""
+    """A new open task (flushed: its id is known), audited as created."""
     task = Task(
         owner_id=owner_id,
         note_id=note.id if note is not None else None,
@@ -99,12 +97,8 @@ async def create_task(
     )
     session.add(task)
     await session.flush()
-    if audits is not None:
-        audits.append(audit_row(actor_id=owner_id, entity="task", entity_id=task.id, field_name="created",
-                                old=None, new=task.text, note_id=task.note_id, now=now))
-    else:
-        await audit(session, actor_id=owner_id, entity="task", entity_id=task.id, field_name="created",
-                    old=None, new=task.text, note_id=task.note_id, now=now)
+    await audit(session, actor_id=owner_id, entity="task", entity_id=task.id, field_name="created",
+                old=None, new=task.text, note_id=task.note_id, now=now)
     return task
 
 async def redate_task(
