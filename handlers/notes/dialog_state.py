@@ -39,7 +39,7 @@ async def load_pending(session: AsyncSession, person_id: int, now: datetime) -> 
     if row is None:
         return None
     if row.expires_at <= now or not row.state:
-        _drop(session, person_id, row)
+        _drop(session, person_id)
         return None
     return dict(row.state)
 
@@ -63,7 +63,7 @@ async def set_pending(
 async def clear_pending(session: AsyncSession, person_id: int) -> None:
     row = await _row(session, person_id)
     if row is not None:
-        _drop(session, person_id, row)
+        _drop(session, person_id)
 
 
 async def _row(session: AsyncSession, person_id: int) -> DialogState | None:
@@ -75,7 +75,7 @@ async def _row(session: AsyncSession, person_id: int) -> DialogState | None:
     return row
 
 
-def _drop(session: AsyncSession, person_id: int, row: DialogState) -> None:
+def _drop(session: AsyncSession, person_id: int) -> None:
     """Forget the row: deleted when the transaction commits (replacing a write made earlier in it)."""
     deferred.later(session, _DELETE, {"pid": person_id}, table=None, key=(_TABLE, person_id))
     remember_question(session, person_id, None)
