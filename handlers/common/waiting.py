@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,10 +76,14 @@ async def waiting_for(session: AsyncSession, person_id: int, now: datetime) -> W
     if known is not None:  # only the flag was out of date: the dialog row we hold is newer than any read
         known.escalation, known.at = row is not None and bool(row.escalation), now
         return known
-    waiting = (Waiting(question=row.DialogState, note=row.Note, escalation=bool(row.escalation), at=now) if row is not None
-               else Waiting(question=None, note=None, escalation=False, at=now))
+    waiting = _waiting(row, now) if row is not None else Waiting(question=None, note=None, escalation=False, at=now)
     entries[person_id] = waiting
     return waiting
+
+
+def _waiting(row: Any, now: datetime) -> Waiting:
+    """A person's :class:`Waiting` from their row of :data:`_WAITING`."""
+    return Waiting(question=row.DialogState, note=row.Note, escalation=bool(row.escalation), at=now)
 
 
 async def prefetch_waiting(_app: AppContext, session: AsyncSession, person_ids: Sequence[int], now: datetime) -> None:
@@ -88,7 +93,7 @@ async def prefetch_waiting(_app: AppContext, session: AsyncSession, person_ids: 
     if not wanted:
         return
     for row in (await session.execute(_WAITING, {"ids": wanted, "now": now})).all():
-        entries[row.person_id] = Waiting(question=row.DialogState, note=row.Note, escalation=bool(row.escalation), at=now)
+        entries[row.person_id] = _waiting(row, now)
 
 
 def known_question(session: AsyncSession, person_id: int) -> tuple[bool, DialogState | None]:
