@@ -69,6 +69,5 @@ async def audit(
     Written when the transaction commits, with every other audit row of it in one statement
     (:mod:`storage.deferred`; an audit query in the same transaction writes them first).
     """
-    deferred.later(session, _INSERT, audit_row(actor_id=actor_id, entity=entity, entity_id=entity_id,
-                                                field_name=field_name, old=old, new=new, note_id=note_id, now=now),
-                   table=_TABLE)
+    await audit_many(session, [audit_row(actor_id=actor_id, entity=entity, entity_id=entity_id, field_name=field_name,
+                                         old=old, new=new, note_id=note_id, now=now)])
