@@ -57,7 +57,7 @@ class _Pending:
         self.updates: dict[tuple[Table, tuple[str, ...]], Executable] = {}
         # later()'s tables (new rows: the audit trail): any statement reading one writes first, a join or a
         # subquery as well as a query of its rows
-        self.inserted: set[str] = set()
+        self.inserted: set[Table] = set()
 
 
 def _pending(session: Session, *, create: bool) -> _Pending | None:
@@ -83,7 +83,7 @@ def later(session: AsyncSession | Session, statement: Executable, params: Mappin
     pending = _add(session.sync_session if isinstance(session, AsyncSession) else session, statement, params, table=table,
                    key=key)
     if table is not None:
-        pending.inserted.add(table.name)
+        pending.inserted.add(table)
 
 
 def _add(session: Session, statement: Executable, params: Mapping[str, Any], *, table: Table | None,
@@ -155,7 +155,7 @@ def _write(session: Session, pending: _Pending, table: Table | None = None) -> N
             pending.rows.pop(key, None)
             pending.columns.pop(key, None)
         pending.tables.discard(table)
-        pending.inserted.discard(table.name)
+        pending.inserted.discard(table)
     groups: dict[Executable, list[Mapping[str, Any]]] = {}
     for statement, params, _table in chosen:
         groups.setdefault(statement, []).append(params)
@@ -175,7 +175,7 @@ def install(session_class: type[Session]) -> None:
     """Write the deferred rows at each commit of ``session_class``'s sessions, and before ORM reads of their tables."""
     # the tables each statement reads, found once per statement object (statements are immutable; the
     # hot ones are built once at import)
-    reads: WeakKeyDictionary[Executable, frozenset[str]] = WeakKeyDictionary()
+    reads: WeakKeyDictionary[Executable, frozenset[Table]] = WeakKeyDictionary()
 
     @event.listens_for(session_class, "before_commit")
     def _before_commit(session: Session) -> None:
@@ -200,14 +200,12 @@ def install(session_class: type[Session]) -> None:
                 _write(state.session, pending, table)
 
 
-def _inserted_read(pending: _Pending, statement: Executable, reads: WeakKeyDictionary[Executable, frozenset[str]]) -> set[Table]:
+def _inserted_read(pending: _Pending, statement: Executable, reads: WeakKeyDictionary[Executable, frozenset[Table]]) -> set[Table]:
     """The tables with new rows waiting that ``statement`` reads (not only as its first entity: a report's join)."""
     if not pending.inserted:
         return set()
-    names = reads.get(statement)
-    if names is None:
-        names = frozenset(element.name for element in visitors.iterate(statement) if isinstance(element, Table))
-        reads[statement] = names
-    if names.isdisjoint(pending.inserted):
-        return set()
-    return {table for table in pending.tables if table.name in names and table.name in pending.inserted}
+    tables = reads.get(statement)
+    if tables is None:
+        tables = frozenset(element for element in visitors.iterate(statement) if isinstance(element, Table))
+        reads[statement] = tables
+    return set(tables & pending.inserted)
