@@ -160,7 +160,7 @@ class Timers:
         """Reset the clock of a row already in hand (what :meth:`start` does after its look-up).
 
         No look-up and no flush: a caller that read the row with others (a deal's timers and
-        its episode in one statement) restarts it as one UPDATE at the transaction's next flush.
+        its episode in one statement) restarts it as one UPDATE when the transaction commits (:func:`_set`).
         """
         if attributes is not None:
             _set(row, attributes=dict(attributes))
